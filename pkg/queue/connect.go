@@ -1,0 +1,113 @@
+// Package queue talks to RabbitMQ for the plugin: connecting with bounded retry, declaring work
+// queues with a retry limit and a dead-letter queue, publishing items with publisher confirms and
+// inspecting queue depths. It knows nothing of Kubernetes: callers hand it a URL.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Redact hides the password of an AMQP URL so it can appear in a message. Anything that does not
+// parse as a URL is replaced whole: it may be a password typed in the wrong place.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "<unparsable broker URL>"
+	}
+	return u.Redacted()
+}
+
+// WithHost returns rawURL with its host:port replaced, keeping scheme, credentials and vhost;
+// used to point a URL that names an in-cluster service at a local port-forward.
+func WithHost(rawURL, hostport string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", errors.New("the broker URL is not a valid URL (expected amqp://USER:PASSWORD@HOST:PORT/VHOST)")
+	}
+	u.Host = hostport
+	return u.String(), nil
+}
+
+// BuildURL makes an AMQP URL for the default vhost.
+func BuildURL(username, password, hostport string) string {
+	return (&url.URL{Scheme: "amqp", User: url.UserPassword(username, password), Host: hostport, Path: "/"}).String()
+}
+
+// Dial connects once. Errors never contain the password.
+func Dial(rawURL string) (*amqp.Connection, error) {
+	if _, err := amqp.ParseURI(rawURL); err != nil {
+		return nil, &PermanentError{Err: fmt.Errorf("invalid broker URL %s (expected amqp://USER:PASSWORD@HOST:PORT/VHOST): %w", Redact(rawURL), scrub(err, rawURL))}
+	}
+	conn, err := amqp.DialConfig(rawURL, amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Locale:     "en_US",
+		Dial:       amqp.DefaultDial(10 * time.Second),
+		Properties: amqp.Table{"connection_name": "kubectl-workqueue"},
+	})
+	if err != nil {
+		var amqpErr *amqp.Error
+		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.AccessRefused {
+			return nil, &PermanentError{Err: fmt.Errorf("the broker at %s refused the credentials: check the username and password (Secret workqueue-broker, or the URL): %w", Redact(rawURL), scrub(err, rawURL))}
+		}
+		return nil, fmt.Errorf("cannot connect to the broker at %s: %w", Redact(rawURL), scrub(err, rawURL))
+	}
+	return conn, nil
+}
+
+// PermanentError is an error that retrying cannot fix (bad URL, refused credentials).
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// scrub removes the password from an error's text, whatever the library put in it.
+func scrub(err error, rawURL string) error {
+	u, perr := url.Parse(rawURL)
+	if perr != nil {
+		return errors.New("(details hidden: they may contain the broker password)")
+	}
+	password, ok := u.User.Password()
+	if !ok || password == "" || !strings.Contains(err.Error(), password) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), password, "xxxxx"))
+}
+
+// Retry bounds how long to keep trying.
+type Retry struct {
+	Attempts int           // at least 1
+	Initial  time.Duration // first wait; doubles each time
+	Max      time.Duration // longest wait
+}
+
+// DefaultRetry rides out a broker pod that is still starting (about 30 s in all).
+var DefaultRetry = Retry{Attempts: 8, Initial: 500 * time.Millisecond, Max: 8 * time.Second}
+
+// Do calls attempt until it succeeds, returns a PermanentError, the context ends, or the attempts
+// run out; it returns the last error.
+func (r Retry) Do(ctx context.Context, attempt func(ctx context.Context) error) error {
+	wait := r.Initial
+	var err error
+	for i := 1; ; i++ {
+		if err = attempt(ctx); err == nil {
+			return nil
+		}
+		var permanent *PermanentError
+		if errors.As(err, &permanent) || i >= r.Attempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, r.Max)
+	}
+}

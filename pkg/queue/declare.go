@@ -1,0 +1,172 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Type is a RabbitMQ queue type.
+type Type string
+
+const (
+	// Quorum queues count deliveries, which is what bounds retries and dead-letters poison items.
+	Quorum Type = "quorum"
+	// Classic is the seed's `amqp-declare-queue -d`: durable, but with no delivery limit.
+	Classic Type = "classic"
+)
+
+// FailedSuffix names the dead-letter queue of a work queue.
+const FailedSuffix = ".failed"
+
+// DeadLetterName is the queue that receives the items of name that ran out of attempts.
+func DeadLetterName(name string) string { return name + FailedSuffix }
+
+// Spec describes the queue to use or create.
+type Spec struct {
+	Name        string
+	Type        Type
+	MaxAttempts int // deliveries before an item is dead-lettered (quorum only); at least 1
+	// Strict means the caller chose Type and MaxAttempts explicitly, so an existing queue must
+	// have them; otherwise an existing queue is used as it is.
+	Strict bool
+}
+
+// Declared reports what Declare found or made.
+type Declared struct {
+	Name    string
+	Created bool
+	Ready   int // messages ready for delivery (not counting unacked ones)
+}
+
+// ValidateName checks a queue name against RabbitMQ's rules before anything is sent.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("the queue name is empty")
+	case len(name) > 255:
+		return fmt.Errorf("the queue name is %d bytes long; RabbitMQ allows at most 255", len(name))
+	case !utf8.ValidString(name):
+		return errors.New("the queue name is not valid UTF-8")
+	case strings.HasPrefix(name, "amq."):
+		return fmt.Errorf("queue name %q starts with \"amq.\", which RabbitMQ reserves: choose another name", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("queue name %q contains control characters", name)
+	}
+	return nil
+}
+
+func (s Spec) arguments() amqp.Table {
+	if s.Type == Classic {
+		return amqp.Table{"x-queue-type": string(Classic)}
+	}
+	return amqp.Table{
+		"x-queue-type":              string(Quorum),
+		"x-delivery-limit":          int64(s.MaxAttempts - 1), // a limit of N allows N+1 deliveries
+		"x-dead-letter-exchange":    "",
+		"x-dead-letter-routing-key": DeadLetterName(s.Name),
+	}
+}
+
+// Declare makes sure the work queue exists. A queue that exists is used as it is unless Strict;
+// a new one is durable, and a quorum one gets a delivery limit and its dead-letter queue.
+func Declare(conn *amqp.Connection, spec Spec) (Declared, error) {
+	if err := ValidateName(spec.Name); err != nil {
+		return Declared{}, err
+	}
+	switch spec.Type {
+	case Quorum, Classic:
+	default:
+		return Declared{}, fmt.Errorf("unknown queue type %q: use quorum or classic", spec.Type)
+	}
+	if spec.MaxAttempts < 1 {
+		return Declared{}, fmt.Errorf("max attempts must be at least 1, got %d", spec.MaxAttempts)
+	}
+	if !spec.Strict {
+		ready, err := Depth(conn, spec.Name)
+		if err == nil {
+			return Declared{Name: spec.Name, Ready: ready}, nil
+		}
+		if !errors.Is(err, ErrNoQueue) {
+			return Declared{}, err
+		}
+	}
+
+	ch, err := conn.Channel()
+	if err != nil {
+		return Declared{}, fmt.Errorf("open a channel: %w", err)
+	}
+	defer ch.Close()
+	if spec.Type == Quorum {
+		failed := DeadLetterName(spec.Name)
+		if _, err := ch.QueueDeclare(failed, true, false, false, false, amqp.Table{"x-queue-type": string(Quorum)}); err != nil {
+			return Declared{}, explainDeclareError(failed, err)
+		}
+	}
+	before, _ := Depth(conn, spec.Name)
+	q, err := ch.QueueDeclare(spec.Name, true, false, false, false, spec.arguments())
+	if err != nil {
+		return Declared{}, explainDeclareError(spec.Name, err)
+	}
+	return Declared{Name: spec.Name, Created: before < 0, Ready: q.Messages}, nil
+}
+
+// ErrNoQueue is returned (wrapped) when a queue does not exist.
+var ErrNoQueue = errors.New("no such queue")
+
+// Depth returns the number of ready messages in a queue, or an error wrapping ErrNoQueue (and
+// -1) when it does not exist.
+func Depth(conn *amqp.Connection, name string) (int, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return -1, fmt.Errorf("open a channel: %w", err)
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+	if err != nil {
+		var amqpErr *amqp.Error
+		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
+			return -1, fmt.Errorf("queue %q: %w", name, ErrNoQueue)
+		}
+		return -1, fmt.Errorf("inspect queue %q: %w", name, err)
+	}
+	return q.Messages, nil
+}
+
+var inequivalentArg = regexp.MustCompile(`inequivalent arg '([^']+)' for queue '[^']*' in vhost '[^']*': received (.+) but current is (.+)$`)
+
+var argValue = regexp.MustCompile(`^the value (.*) of type '[^']*'$`)
+
+// describeArg turns RabbitMQ's "the value 'quorum' of type 'longstr'" into "'quorum'".
+func describeArg(s string) string {
+	if s == "none" {
+		return "unset"
+	}
+	if m := argValue.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return s
+}
+
+// explainDeclareError turns RabbitMQ's PRECONDITION_FAILED into what differs and what to do.
+func explainDeclareError(name string, err error) error {
+	var amqpErr *amqp.Error
+	if !errors.As(err, &amqpErr) {
+		return fmt.Errorf("declare queue %q: %w", name, err)
+	}
+	switch amqpErr.Code {
+	case amqp.PreconditionFailed:
+		what := amqpErr.Reason
+		if m := inequivalentArg.FindStringSubmatch(amqpErr.Reason); m != nil {
+			what = fmt.Sprintf("%s is %s there, this command asks for %s", m[1], describeArg(m[3]), describeArg(m[2]))
+		}
+		return fmt.Errorf("queue %q already exists with other settings (%s): leave out --queue-type and --max-attempts to use it as it is, or delete it first with `kubectl workqueue delete %s`", name, what, name)
+	case amqp.AccessRefused:
+		return fmt.Errorf("the broker user may not declare queue %q: %s", name, amqpErr.Reason)
+	}
+	return fmt.Errorf("declare queue %q: %w", name, err)
+}
