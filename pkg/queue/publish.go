@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -23,6 +24,9 @@ type Source interface {
 // PublishOptions tunes Publish.
 type PublishOptions struct {
 	ContentType string
+	// Offset is the number of input items skipped before the first one given: message ids keep
+	// the items' positions in the whole input, so a resumed fill gives the same ids.
+	Offset int
 	// Window bounds the messages awaiting a confirm: it keeps the pipe full while memory stays flat.
 	Window int
 	// Progress, when set, is called from the publishing goroutine after each confirm.
@@ -66,7 +70,7 @@ func Publish(ctx context.Context, conn *amqp.Connection, queueName string, src S
 		ch.Close()
 		return Result{}, fmt.Errorf("enable publisher confirms: %w", err)
 	}
-	returns := newReturnTracker(ch)
+	returns := newReturnTracker(ch, opts.Offset)
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 
 	p := &publisher{ch: ch, queue: queueName, opts: opts, returns: returns, closed: closed}
@@ -103,7 +107,8 @@ func (p *publisher) run(ctx context.Context, src Source) error {
 			break
 		}
 		if err != nil {
-			return err
+			// Count what was already sent, so the report says exactly where to resume.
+			return errors.Join(err, p.settleAll(ctx))
 		}
 		for len(p.pending) >= p.opts.Window {
 			if err := p.settleOldest(ctx); err != nil {
@@ -111,7 +116,7 @@ func (p *publisher) run(ctx context.Context, src Source) error {
 			}
 		}
 		position := p.published + 1
-		id := MessageID(position, item.Body)
+		id := MessageID(p.opts.Offset+position, item.Body)
 		p.returns.expect(position, item)
 		confirm, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, "", p.queue, true, false, amqp.Publishing{
 			DeliveryMode: amqp.Persistent,
@@ -125,6 +130,10 @@ func (p *publisher) run(ctx context.Context, src Source) error {
 		p.published = position
 		p.pending = append(p.pending, inFlight{position: position, item: item, confirm: confirm})
 	}
+	return p.settleAll(ctx)
+}
+
+func (p *publisher) settleAll(ctx context.Context) error {
 	for len(p.pending) > 0 {
 		if err := p.settleOldest(ctx); err != nil {
 			return err
@@ -190,6 +199,7 @@ type returnTracker struct {
 	where    map[int]string // position → where the item came from, for recent positions
 	returned []returnedItem
 	done     chan struct{}
+	offset   int
 }
 
 type returnedItem struct {
@@ -198,8 +208,8 @@ type returnedItem struct {
 	reason   string
 }
 
-func newReturnTracker(ch *amqp.Channel) *returnTracker {
-	t := &returnTracker{where: map[int]string{}, done: make(chan struct{})}
+func newReturnTracker(ch *amqp.Channel, offset int) *returnTracker {
+	t := &returnTracker{where: map[int]string{}, done: make(chan struct{}), offset: offset}
 	// Unbuffered on purpose: the client hands a return over before it processes the ack that
 	// follows it, so no return can be missed once the channel is closed.
 	returns := ch.NotifyReturn(make(chan amqp.Return))
@@ -227,6 +237,7 @@ func (t *returnTracker) forget(position int) {
 
 func (t *returnTracker) record(r amqp.Return) {
 	position, _ := strconv.Atoi(strings.SplitN(r.MessageId, "-", 2)[0])
+	position -= t.offset
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	where, ok := t.where[position]

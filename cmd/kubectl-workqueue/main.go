@@ -1,0 +1,45 @@
+// Command kubectl-workqueue is the kubectl plugin `kubectl workqueue`: fill a RabbitMQ work queue
+// in the cluster and run a Job that processes it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/plugin"
+)
+
+// version is set at release time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	cmd := plugin.NewRootCommand(streams, version)
+	err := cmd.ExecuteContext(ctx)
+	interrupted := ctx.Err() != nil
+	stop()
+	if err == nil {
+		return
+	}
+	var exit *plugin.ExitError
+	if errors.As(err, &exit) {
+		if exit.Message != "" {
+			fmt.Fprintln(os.Stderr, "error: "+exit.Message)
+		}
+		os.Exit(exit.Code)
+	}
+	fmt.Fprintln(os.Stderr, "error: "+err.Error())
+	if interrupted {
+		os.Exit(130)
+	}
+	os.Exit(1)
+}

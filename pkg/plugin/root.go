@@ -1,0 +1,95 @@
+// Package plugin holds the cobra commands of `kubectl workqueue`. The commands are thin: they
+// parse flags into Options (Complete, Validate, Run) and hand plain inputs to pkg/queue, pkg/job,
+// pkg/portforward.
+package plugin
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	// Every auth plugin kubectl itself supports (exec, OIDC, ...).
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+)
+
+// ExitError carries an exit code other than 1 up to main.
+type ExitError struct {
+	Code    int
+	Message string
+}
+
+func (e *ExitError) Error() string { return e.Message }
+
+// ClientGetter is what commands need from the cluster; tests give them a fake one.
+type ClientGetter interface {
+	genericclioptions.RESTClientGetter
+	KubernetesClientSet() (kubernetes.Interface, error)
+}
+
+type configFlagsGetter struct {
+	*genericclioptions.ConfigFlags
+}
+
+func (g configFlagsGetter) KubernetesClientSet() (kubernetes.Interface, error) {
+	config, err := g.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(config)
+}
+
+// NewRootCommand builds `kubectl workqueue` with every standard kubeconfig flag.
+func NewRootCommand(streams genericiooptions.IOStreams, version string) *cobra.Command {
+	configFlags := genericclioptions.NewConfigFlags(true)
+	userAgent := fmt.Sprintf("kubectl-workqueue/%s (%s/%s)", version, runtime.GOOS, runtime.GOARCH)
+	configFlags.WrapConfigFn = func(c *rest.Config) *rest.Config {
+		c.UserAgent = userAgent
+		return c
+	}
+	return newRootCommand(streams, version, configFlagsGetter{configFlags}, configFlags)
+}
+
+func newRootCommand(streams genericiooptions.IOStreams, version string, getter ClientGetter, configFlags *genericclioptions.ConfigFlags) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kubectl-workqueue",
+		Short: "Fill a work queue and run a Kubernetes Job that processes it",
+		Long: `kubectl workqueue runs Kubernetes' "coarse parallel processing using a work queue" pattern:
+
+  kubectl workqueue fill job1 --from-file items.txt    # queue one message per item (RabbitMQ, via port-forward)
+  kubectl workqueue run job1 --image IMAGE -- CMD ...   # a Job whose pods process the items, tailed to the end`,
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl workqueue"},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	if configFlags != nil {
+		configFlags.AddFlags(root.PersistentFlags())
+	}
+	root.AddCommand(
+		newVersionCommand(streams, version),
+		NewCmdFill(streams, getter),
+	)
+	return root
+}
+
+func newVersionCommand(streams genericiooptions.IOStreams, version string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the plugin's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, args []string) {
+			fmt.Fprintf(streams.Out, "kubectl-workqueue %s %s/%s\n", version, runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}
+
+// isTerminal tells whether a stream is a terminal, for progress bars and prompts.
+func isTerminal(stream any) bool {
+	f, ok := stream.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
