@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The one test command (`make test`): on a fresh machine it installs and starts everything the
+# tests need, then runs every test.
+#   1. static checks: gofmt, go vet, go mod tidy
+#   2. unit and integration tests against a real local RabbitMQ (hack/rabbitmq.sh)
+#   3. end-to-end tests that run the built binary as `kubectl workqueue ...` on a real cluster:
+#      the one named by WORKQUEUE_E2E_KUBECONFIG, else the local cluster of hack/localcluster,
+#      brought up here (and torn down again if this script started it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+
+step() { printf '\n=== %s\n' "$*" >&2; }
+
+step "static checks"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go mod tidy -diff
+
+step "local RabbitMQ"
+hack/rabbitmq.sh start
+export WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url)"
+
+step "unit and integration tests"
+go test -count=1 ./...
+
+step "end-to-end tests"
+started_cluster=""
+if [ -z "${WORKQUEUE_E2E_KUBECONFIG:-}" ]; then
+  if [ "$(id -u)" = 0 ] && [ "$(uname -s)" = Linux ]; then
+    if ! hack/localcluster/cluster.sh kubeconfig >/dev/null 2>&1; then
+      started_cluster=yes
+      trap 'hack/localcluster/cluster.sh down || true' EXIT
+    fi
+    WORKQUEUE_E2E_KUBECONFIG="$(hack/localcluster/cluster.sh up | tail -n 1)"
+    export WORKQUEUE_E2E_KUBECONFIG
+    hack/localcluster/cluster.sh load-agent >&2
+    export WORKQUEUE_E2E_KUBECTL="$(hack/localcluster/cluster.sh kubectl-path)"
+    export WORKQUEUE_E2E_AGENT_IMAGE=localhost/workqueue/agent:e2e
+  else
+    echo "no cluster: the end-to-end tests will report themselves skipped (need root on Linux, or WORKQUEUE_E2E_KUBECONFIG)" >&2
+  fi
+fi
+go test -count=1 -tags e2e -timeout 45m -v ./test/e2e/
