@@ -32,11 +32,15 @@ func newFakeGetter(objects ...runtimeObject) *fakeGetter {
 	return &fakeGetter{client: fake.NewClientset(objects...), namespace: "test-ns"}
 }
 
-func (g *fakeGetter) ToRESTConfig() (*rest.Config, error) { return &rest.Config{Host: "https://fake"}, nil }
+func (g *fakeGetter) ToRESTConfig() (*rest.Config, error) {
+	return &rest.Config{Host: "https://fake"}, nil
+}
 func (g *fakeGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
 	return nil, fmt.Errorf("no discovery in tests")
 }
-func (g *fakeGetter) ToRESTMapper() (meta.RESTMapper, error) { return nil, fmt.Errorf("no mapper in tests") }
+func (g *fakeGetter) ToRESTMapper() (meta.RESTMapper, error) {
+	return nil, fmt.Errorf("no mapper in tests")
+}
 func (g *fakeGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 	return clientcmd.NewDefaultClientConfig(clientcmdapi.Config{}, &clientcmd.ConfigOverrides{Context: clientcmdapi.Context{Namespace: g.namespace}})
 }
