@@ -8,7 +8,7 @@
 #   hack/rabbitmq.sh url     print the AMQP URL the tests use
 set -euo pipefail
 
-url="amqp://guest:guest@127.0.0.1:5672/"
+url="amqp://guest:guest@127.0.0.1:5672"
 
 install_if_missing() {
   local missing=()
