@@ -1,0 +1,301 @@
+package job
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/validate/content"
+	"k8s.io/apimachinery/pkg/labels"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+)
+
+// FieldManager is the server-side apply field manager of every Job the plugin applies.
+const FieldManager = "kubectl-workqueue"
+
+// Labels and annotations the plugin puts on Jobs and their pods.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelQueue     = "workqueue.kubectl.io/queue"
+	LabelJob       = "workqueue.kubectl.io/job"
+
+	// AnnotationQueue always holds the full queue name, which the queue label may only hash.
+	AnnotationQueue = "workqueue.kubectl.io/queue"
+	AnnotationMode  = "workqueue.kubectl.io/mode"
+
+	managedByValue = "kubectl-workqueue"
+)
+
+var reservedLabelKeys = []string{LabelManagedBy, LabelQueue, LabelJob}
+
+// Names inside the pod template; ContainerName is what the podFailurePolicy and the tailer match.
+const (
+	ContainerName     = "worker"
+	InitContainerName = "install-agent"
+	AgentVolumeName   = "workqueue-agent"
+	AgentMountPath    = "/workqueue"
+	// AgentPath is where the worker container finds the agent the init container copied.
+	AgentPath = AgentMountPath + "/workqueue-agent"
+	// agentPathInImage is where the agent image keeps its binary.
+	agentPathInImage = "/workqueue-agent"
+	// agentGracePeriodSeconds leaves the agent its 25 s after SIGTERM to let the command finish
+	// and requeue, plus time to write its outcome and exit.
+	agentGracePeriodSeconds int64 = 30
+)
+
+// Selector returns the label selector of the pods of the Job named name.
+func Selector(name string) string {
+	return labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue, LabelJob: name}).String()
+}
+
+// QueueLabelValue returns the value of the queue label for a queue: the name itself when it is a
+// valid label value, otherwise a readable prefix and a hash of the full name (AMQP queue names
+// may hold ':' or '/', and be up to 255 bytes long, where a label value allows 63).
+func QueueLabelValue(queue string) string {
+	if len(content.IsLabelValue(queue)) == 0 {
+		return queue
+	}
+	sum := sha256.Sum256([]byte(queue))
+	hash := hex.EncodeToString(sum[:])[:10]
+
+	var prefix strings.Builder
+	for _, r := range queue {
+		if prefix.Len() >= 40 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			prefix.WriteRune(r)
+		default:
+			prefix.WriteByte('-')
+		}
+	}
+	// A label value must start with an alphanumeric character; the hash ends with one.
+	readable := strings.TrimLeft(strings.TrimRight(prefix.String(), "-_."), "-_.")
+	if readable == "" {
+		return "q-" + hash
+	}
+	return readable + "-" + hash
+}
+
+// Build validates s, applies its defaults and returns the Job to apply. It talks to no server.
+func Build(s Spec) (*batchv1ac.JobApplyConfiguration, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	s = s.withDefaults()
+	withAgent := len(s.Command) > 0
+
+	jobLabels := map[string]string{}
+	for k, v := range s.Labels {
+		jobLabels[k] = v
+	}
+	jobLabels[LabelManagedBy] = managedByValue
+	jobLabels[LabelQueue] = QueueLabelValue(s.Queue)
+	jobLabels[LabelJob] = s.Name
+
+	spec := batchv1ac.JobSpec().
+		WithParallelism(s.Parallelism).
+		WithBackoffLimit(backoffLimit(s)).
+		WithPodReplacementPolicy(batchv1.Failed).
+		WithTTLSecondsAfterFinished(*s.TTLAfterFinished).
+		WithPodFailurePolicy(podFailurePolicy(withAgent)).
+		WithTemplate(corev1ac.PodTemplateSpec().
+			WithLabels(jobLabels).
+			WithSpec(podSpec(s, withAgent)))
+	if s.Mode == ModeOne {
+		spec.WithCompletions(*s.Completions)
+	}
+	if s.ActiveDeadline > 0 {
+		spec.WithActiveDeadlineSeconds(ceilSeconds(s.ActiveDeadline))
+	}
+
+	job := &batchv1ac.JobApplyConfiguration{}
+	job.WithAPIVersion("batch/v1").WithKind("Job").WithName(s.Name)
+	if s.Namespace != "" {
+		job.WithNamespace(s.Namespace)
+	}
+	job.WithLabels(jobLabels).
+		WithAnnotations(map[string]string{
+			AnnotationQueue: s.Queue,
+			AnnotationMode:  string(s.Mode),
+		}).
+		WithSpec(spec)
+	return job, nil
+}
+
+// backoffLimit lets every item fail its pod as often as the broker delivers it (one mode), or
+// every pod slot do so (drain mode), before the Job gives up: the broker's delivery limit, not
+// the Job, is what decides that an item is poison.
+func backoffLimit(s Spec) int32 {
+	slots := s.Parallelism
+	if s.Mode == ModeOne {
+		slots = *s.Completions
+	}
+	limit := int64(slots) * int64(s.MaxAttempts)
+	return int32(min(max(limit, int64(minBackoffLimit)), math.MaxInt32))
+}
+
+func podFailurePolicy(withAgent bool) *batchv1ac.PodFailurePolicyApplyConfiguration {
+	onExitCodes := func(action batchv1.PodFailurePolicyAction, codes ...int32) *batchv1ac.PodFailurePolicyRuleApplyConfiguration {
+		return batchv1ac.PodFailurePolicyRule().
+			WithAction(action).
+			WithOnExitCodes(batchv1ac.PodFailurePolicyOnExitCodesRequirement().
+				WithContainerName(ContainerName).
+				WithOperator(batchv1.PodFailurePolicyOnExitCodesOpIn).
+				WithValues(codes...)) // the API wants them sorted: callers pass them so
+	}
+	disruption := batchv1ac.PodFailurePolicyRule().
+		WithAction(batchv1.PodFailurePolicyActionIgnore).
+		WithOnPodConditions(batchv1ac.PodFailurePolicyOnPodConditionsPattern().
+			WithType(corev1.DisruptionTarget).
+			WithStatus(corev1.ConditionTrue))
+
+	// An image's own entrypoint gives its exit codes no meaning we know.
+	if !withAgent {
+		return batchv1ac.PodFailurePolicy().WithRules(disruption)
+	}
+	return batchv1ac.PodFailurePolicy().WithRules(
+		onExitCodes(batchv1.PodFailurePolicyActionFailJob, outcome.ExitMisconfigured),
+		onExitCodes(batchv1.PodFailurePolicyActionIgnore, outcome.ExitInterrupted),
+		disruption,
+		onExitCodes(batchv1.PodFailurePolicyActionCount, outcome.ExitItemFailed, outcome.ExitBrokerUnreachable),
+	)
+}
+
+func podSpec(s Spec, withAgent bool) *corev1ac.PodSpecApplyConfiguration {
+	worker := corev1ac.Container().
+		WithName(ContainerName).
+		WithImage(s.Image).
+		WithEnv(workerEnv(s)...)
+	if r := resources(s); r != nil {
+		worker.WithResources(r)
+	}
+	if s.ImagePullPolicy != "" {
+		worker.WithImagePullPolicy(s.ImagePullPolicy)
+	}
+
+	pod := corev1ac.PodSpec().WithRestartPolicy(corev1.RestartPolicyNever)
+	if s.ServiceAccount != "" {
+		pod.WithServiceAccountName(s.ServiceAccount)
+	}
+	if !withAgent {
+		worker.WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError)
+		return pod.WithContainers(worker)
+	}
+
+	install := corev1ac.Container().
+		WithName(InitContainerName).
+		WithImage(s.AgentImage).
+		WithCommand(agentPathInImage, "copy-self", AgentPath).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(AgentVolumeName).WithMountPath(AgentMountPath))
+	// The same resources as the worker: a namespace whose quota demands limits on every container
+	// then admits the pod, and the pod's effective request does not grow (init containers run
+	// before the worker, so the scheduler takes the larger of the two, not the sum).
+	if r := resources(s); r != nil {
+		install.WithResources(r)
+	}
+	if s.ImagePullPolicy != "" {
+		install.WithImagePullPolicy(s.ImagePullPolicy)
+	}
+
+	worker.
+		WithCommand(agentCommand(s)...).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(AgentVolumeName).WithMountPath(AgentMountPath).WithReadOnly(true)).
+		WithTerminationMessagePolicy(corev1.TerminationMessageReadFile)
+
+	return pod.
+		WithTerminationGracePeriodSeconds(agentGracePeriodSeconds).
+		WithVolumes(corev1ac.Volume().WithName(AgentVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource())).
+		WithInitContainers(install).
+		WithContainers(worker)
+}
+
+func agentCommand(s Spec) []string {
+	command := []string{AgentPath, "--mode=" + string(s.Mode)}
+	if s.ItemTimeout > 0 {
+		command = append(command, "--timeout="+s.ItemTimeout.String())
+	}
+	command = append(command, "--")
+	return append(command, s.Command...)
+}
+
+func workerEnv(s Spec) []*corev1ac.EnvVarApplyConfiguration {
+	env := []*corev1ac.EnvVarApplyConfiguration{
+		corev1ac.EnvVar().WithName(EnvBrokerURL).WithValueFrom(corev1ac.EnvVarSource().
+			WithSecretKeyRef(corev1ac.SecretKeySelector().
+				WithName(s.BrokerSecret.Name).
+				WithKey(s.BrokerSecret.Key))),
+		corev1ac.EnvVar().WithName(EnvQueue).WithValue(s.Queue),
+	}
+	for _, e := range s.Env {
+		env = append(env, envVar(e))
+	}
+	return env
+}
+
+func envVar(e corev1.EnvVar) *corev1ac.EnvVarApplyConfiguration {
+	out := corev1ac.EnvVar().WithName(e.Name)
+	if e.ValueFrom == nil {
+		return out.WithValue(e.Value)
+	}
+	from := corev1ac.EnvVarSource()
+	if ref := e.ValueFrom.SecretKeyRef; ref != nil {
+		sel := corev1ac.SecretKeySelector().WithName(ref.Name).WithKey(ref.Key)
+		if ref.Optional != nil {
+			sel.WithOptional(*ref.Optional)
+		}
+		from.WithSecretKeyRef(sel)
+	}
+	if ref := e.ValueFrom.ConfigMapKeyRef; ref != nil {
+		sel := corev1ac.ConfigMapKeySelector().WithName(ref.Name).WithKey(ref.Key)
+		if ref.Optional != nil {
+			sel.WithOptional(*ref.Optional)
+		}
+		from.WithConfigMapKeyRef(sel)
+	}
+	if ref := e.ValueFrom.FieldRef; ref != nil {
+		sel := corev1ac.ObjectFieldSelector().WithFieldPath(ref.FieldPath)
+		if ref.APIVersion != "" {
+			sel.WithAPIVersion(ref.APIVersion)
+		}
+		from.WithFieldRef(sel)
+	}
+	if ref := e.ValueFrom.ResourceFieldRef; ref != nil {
+		sel := corev1ac.ResourceFieldSelector().WithResource(ref.Resource)
+		if ref.ContainerName != "" {
+			sel.WithContainerName(ref.ContainerName)
+		}
+		if !ref.Divisor.IsZero() {
+			sel.WithDivisor(ref.Divisor)
+		}
+		from.WithResourceFieldRef(sel)
+	}
+	return out.WithValueFrom(from)
+}
+
+// resources copies the caller's lists so the returned Job shares no maps with the Spec.
+func resources(s Spec) *corev1ac.ResourceRequirementsApplyConfiguration {
+	if len(s.Requests) == 0 && len(s.Limits) == 0 {
+		return nil
+	}
+	r := corev1ac.ResourceRequirements()
+	if len(s.Requests) > 0 {
+		r.WithRequests(s.Requests.DeepCopy())
+	}
+	if len(s.Limits) > 0 {
+		r.WithLimits(s.Limits.DeepCopy())
+	}
+	return r
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
