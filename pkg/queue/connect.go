@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -45,10 +46,17 @@ func Dial(rawURL string) (*amqp.Connection, error) {
 	if _, err := amqp.ParseURI(rawURL); err != nil {
 		return nil, &PermanentError{Err: fmt.Errorf("invalid broker URL %s (expected amqp://USER:PASSWORD@HOST:PORT/VHOST): %w", Redact(rawURL), scrub(err, rawURL))}
 	}
+	dial := amqp.DefaultDial(10 * time.Second)
 	conn, err := amqp.DialConfig(rawURL, amqp.Config{
-		Heartbeat:  10 * time.Second,
-		Locale:     "en_US",
-		Dial:       amqp.DefaultDial(10 * time.Second),
+		Heartbeat: 10 * time.Second,
+		Locale:    "en_US",
+		Dial: func(network, addr string) (net.Conn, error) {
+			c, err := dial(network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return newCoalescingConn(c), nil
+		},
 		Properties: amqp.Table{"connection_name": "kubectl-workqueue"},
 	})
 	if err != nil {

@@ -60,7 +60,7 @@ type inFlight struct {
 // return because no queue took it) or cannot be read, and reports exactly what was confirmed.
 func Publish(ctx context.Context, conn *amqp.Connection, queueName string, src Source, opts PublishOptions) (Result, error) {
 	if opts.Window <= 0 {
-		opts.Window = 512
+		opts.Window = 1024
 	}
 	ch, err := conn.Channel()
 	if err != nil {

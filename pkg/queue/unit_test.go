@@ -1,8 +1,12 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +90,42 @@ func TestMessageIDIsStable(t *testing.T) {
 	a, b := MessageID(3, []byte("x")), MessageID(3, []byte("x"))
 	if a != b || a == MessageID(4, []byte("x")) || a == MessageID(3, []byte("y")) || !strings.HasPrefix(a, "3-") {
 		t.Fatalf("%s %s", a, b)
+	}
+}
+
+func TestCoalescingConnDeliversEverythingInOrder(t *testing.T) {
+	client, server := net.Pipe()
+	conn := newCoalescingConn(client)
+	received := make(chan []byte)
+	go func() {
+		data, _ := io.ReadAll(server)
+		received <- data
+	}()
+	var want bytes.Buffer
+	for i := range 5000 {
+		chunk := []byte(fmt.Sprintf("frame-%d;", i))
+		want.Write(chunk)
+		if _, err := conn.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A lone small write must go out by itself, without waiting for more.
+	time.Sleep(20 * time.Millisecond)
+	conn.Close()
+	if got := <-received; !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("got %d bytes, want %d", len(got), want.Len())
+	}
+}
+
+func TestCoalescingConnFlushesAloneWithinTheDelay(t *testing.T) {
+	client, server := net.Pipe()
+	conn := newCoalescingConn(client)
+	defer conn.Close()
+	go conn.Write([]byte("heartbeat"))
+	buf := make([]byte, 64)
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := server.Read(buf)
+	if err != nil || string(buf[:n]) != "heartbeat" {
+		t.Fatalf("%q %v", buf[:n], err)
 	}
 }
