@@ -73,6 +73,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 	root.AddCommand(
 		newVersionCommand(streams, version),
 		NewCmdFill(streams, getter),
+		NewCmdRun(streams, getter, version),
 	)
 	return root
 }

@@ -3,6 +3,7 @@ package portforward
 import (
 	"context"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,14 +37,9 @@ func (t Target) String() string {
 // service port to the container port. port is "" (meaning: the port named "amqp", else 5672, else the
 // only port), a number, or a port name. Handles named/numbered/omitted targetPort and headless services.
 func ResolveService(ctx context.Context, client kubernetes.Interface, namespace, service, port string) (Target, error) {
-	svc, err := client.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return Target{}, classified(ErrServiceNotFound, nil,
-			"service %q not found in namespace %q: run \"kubectl workqueue install\" to deploy a broker there, or pass --service NAME (and -n NAMESPACE) to use another one",
-			service, namespace)
-	}
+	svc, err := getService(ctx, client, namespace, service)
 	if err != nil {
-		return Target{}, fmt.Errorf("reading service %q in namespace %q: %w", service, namespace, err)
+		return Target{}, err
 	}
 	if len(svc.Spec.Selector) == 0 {
 		return Target{}, classified(ErrNoSelector, nil,
@@ -78,6 +74,33 @@ func ResolveService(ctx context.Context, client kubernetes.Interface, namespace,
 		return Target{Namespace: namespace, Pod: pod.Name, Port: containerPort}, nil
 	}
 	return Target{}, portErr
+}
+
+func getService(ctx context.Context, client kubernetes.Interface, namespace, service string) (*corev1.Service, error) {
+	svc, err := client.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, classified(ErrServiceNotFound, nil,
+			"service %q not found in namespace %q: run \"kubectl workqueue install\" to deploy a broker there, or pass --service NAME (and -n NAMESPACE) to use another one",
+			service, namespace)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading service %q in namespace %q: %w", service, namespace, err)
+	}
+	return svc, nil
+}
+
+// ClusterAddress is the host:port at which pods reach the Service's chosen port (port as in
+// ResolveService), by its cluster DNS name.
+func ClusterAddress(ctx context.Context, client kubernetes.Interface, namespace, service, port string) (string, error) {
+	svc, err := getService(ctx, client, namespace, service)
+	if err != nil {
+		return "", err
+	}
+	servicePort, err := chooseServicePort(svc, port)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(service+"."+namespace+".svc", strconv.Itoa(int(servicePort.Port))), nil
 }
 
 // chooseServicePort picks the service port a request names: "" for the default, a number, or a name.

@@ -1,0 +1,278 @@
+// Package tail follows a work-queue Job to its end: it watches the Job and its pods, reports each
+// pod as it finishes (with the item it processed, read from the agent's termination message) and
+// returns a summary. It takes a kubernetes.Interface and knows nothing of the command line.
+package tail
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+)
+
+// PodResult is one finished pod.
+type PodResult struct {
+	Pod       string
+	Succeeded bool
+	ExitCode  int32
+	Reason    string           // the kubelet's reason when the container did not exit by itself (OOMKilled, ...)
+	Outcome   *outcome.Outcome // nil when the pod ran no agent (an image's own entrypoint)
+	Duration  time.Duration
+}
+
+// Progress counts pods and items so far.
+type Progress struct {
+	Succeeded, Failed, Active int32
+	Completions               *int32
+	ItemsDone, ItemsFailed    int
+}
+
+// Summary is what happened, once the Job has finished.
+type Summary struct {
+	Complete       bool // the Job succeeded
+	Failed         bool
+	FailureReason  string
+	FailureMessage string
+	Parallelism    int32
+	Completions    *int32
+	Succeeded      int32 // pods
+	FailedPods     int32
+	ItemsDone      int
+	ItemsFailed    int // failed attempts, each retried or dead-lettered by the broker
+	Results        []PodResult
+	Started        time.Time
+	Finished       time.Time
+}
+
+// Options receive events as they happen; any may be nil.
+type Options struct {
+	OnPod      func(PodResult)
+	OnProgress func(Progress)
+	// OnPodStarted is called once per pod whose worker container has started (to stream its log).
+	OnPodStarted func(pod string)
+}
+
+// Follow watches the Job until it is Complete or Failed, or ctx ends.
+func Follow(ctx context.Context, client kubernetes.Interface, namespace, name string, opts Options) (Summary, error) {
+	f := &follower{opts: opts, seen: map[types.UID]bool{}, running: map[types.UID]bool{}, done: make(chan struct{}), started: time.Now()}
+
+	jobs := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		}))
+	pods := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = job.Selector(name) }))
+	podInformer := pods.Core().V1().Pods().Informer()
+	jobInformer := jobs.Batch().V1().Jobs().Informer()
+	f.podStore = podInformer.GetStore()
+
+	podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { f.pod(obj) },
+		UpdateFunc: func(_, obj any) { f.pod(obj) },
+	})
+	jobInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { f.job(obj) },
+		UpdateFunc: func(_, obj any) { f.job(obj) },
+		DeleteFunc: func(any) { f.finish(fmt.Errorf("job %s/%s was deleted while being watched", namespace, name)) },
+	})
+	stop := make(chan struct{})
+	defer close(stop)
+	pods.Start(stop)
+	if !cache.WaitForCacheSync(ctx.Done(), podInformer.HasSynced) {
+		return Summary{}, ctx.Err()
+	}
+	jobs.Start(stop)
+
+	select {
+	case <-ctx.Done():
+		return f.snapshot(), ctx.Err()
+	case <-f.done:
+	}
+	// The Job's status can be seen before its last pods' updates: report those from the cache.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, obj := range f.podStore.List() {
+			f.pod(obj)
+		}
+		s := f.snapshot()
+		if time.Now().After(deadline) || int32(len(s.Results)) >= s.Succeeded+s.FailedPods {
+			return s, f.err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type follower struct {
+	opts     Options
+	podStore cache.Store
+
+	mu       sync.Mutex
+	seen     map[types.UID]bool
+	running  map[types.UID]bool
+	summary  Summary
+	active   int32
+	started  time.Time
+	finished bool
+	err      error
+	done     chan struct{}
+}
+
+func (f *follower) snapshot() Summary {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.summary
+	s.Results = append([]PodResult(nil), f.summary.Results...)
+	s.Started = f.started
+	if s.Finished.IsZero() {
+		s.Finished = time.Now()
+	}
+	return s
+}
+
+func (f *follower) finish(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.finished {
+		return
+	}
+	f.finished, f.err = true, err
+	f.summary.Finished = time.Now()
+	close(f.done)
+}
+
+func (f *follower) job(obj any) {
+	j, ok := obj.(*batchv1.Job)
+	if !ok {
+		return
+	}
+	f.mu.Lock()
+	s := &f.summary
+	s.Parallelism = ptrValue(j.Spec.Parallelism)
+	s.Completions = j.Spec.Completions
+	s.Succeeded, s.FailedPods = j.Status.Succeeded, j.Status.Failed
+	f.active = j.Status.Active
+	var finished bool
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			s.Complete, finished = true, true
+		case batchv1.JobFailed:
+			s.Failed, finished = true, true
+			s.FailureReason, s.FailureMessage = c.Reason, c.Message
+		}
+	}
+	progress := f.progressLocked()
+	f.mu.Unlock()
+	if f.opts.OnProgress != nil {
+		f.opts.OnProgress(progress)
+	}
+	if finished {
+		f.finish(nil)
+	}
+}
+
+func (f *follower) progressLocked() Progress {
+	return Progress{
+		Succeeded: f.summary.Succeeded, Failed: f.summary.FailedPods, Active: f.active,
+		Completions: f.summary.Completions, ItemsDone: f.summary.ItemsDone, ItemsFailed: f.summary.ItemsFailed,
+	}
+}
+
+func (f *follower) pod(obj any) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	f.podStarted(p)
+	if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+		return
+	}
+	f.mu.Lock()
+	if f.seen[p.UID] {
+		f.mu.Unlock()
+		return
+	}
+	f.seen[p.UID] = true
+	result := resultOf(p)
+	f.summary.Results = append(f.summary.Results, result)
+	if o := result.Outcome; o != nil {
+		switch {
+		case o.Processed > 0 || o.Failed > 0: // drain mode counts for the pod's whole life
+			f.summary.ItemsDone += o.Processed
+			f.summary.ItemsFailed += o.Failed
+		case o.Result == outcome.ResultDone:
+			f.summary.ItemsDone++
+		case o.Result == outcome.ResultFailed:
+			f.summary.ItemsFailed++
+		}
+	}
+	progress := f.progressLocked()
+	f.mu.Unlock()
+	if f.opts.OnPod != nil {
+		f.opts.OnPod(result)
+	}
+	if f.opts.OnProgress != nil {
+		f.opts.OnProgress(progress)
+	}
+}
+
+func (f *follower) podStarted(p *corev1.Pod) {
+	if f.opts.OnPodStarted == nil {
+		return
+	}
+	running := false
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == job.ContainerName && (cs.State.Running != nil || cs.State.Terminated != nil) {
+			running = true
+		}
+	}
+	f.mu.Lock()
+	first := running && !f.running[p.UID]
+	if first {
+		f.running[p.UID] = true
+	}
+	f.mu.Unlock()
+	if first {
+		f.opts.OnPodStarted(p.Name)
+	}
+}
+
+func resultOf(p *corev1.Pod) PodResult {
+	r := PodResult{Pod: p.Name, Succeeded: p.Status.Phase == corev1.PodSucceeded, Reason: p.Status.Reason}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name != job.ContainerName || cs.State.Terminated == nil {
+			continue
+		}
+		t := cs.State.Terminated
+		r.ExitCode, r.Duration = t.ExitCode, t.FinishedAt.Sub(t.StartedAt.Time)
+		if t.Reason != "" && t.Reason != "Completed" && t.Reason != "Error" {
+			r.Reason = t.Reason
+		}
+		if o, err := outcome.Decode(t.Message); err == nil {
+			r.Outcome = &o
+		}
+	}
+	return r
+}
+
+func ptrValue(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
