@@ -1,0 +1,268 @@
+//go:build e2e
+
+// Package e2e runs the built plugin as `kubectl workqueue ...` against a real cluster: the one
+// named by WORKQUEUE_E2E_KUBECONFIG (`make test` starts a local one and sets it).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+var (
+	kubeconfig string
+	kubectl    string
+	binDir     string
+	skipReason string
+	agentImage string
+)
+
+const (
+	rabbitmqImage   = "localhost/workqueue/rabbitmq:3.10.8"
+	seedWorkerImage = "localhost/workqueue/seed-worker:1"
+	busyboxImage    = "localhost/workqueue/busybox:1"
+)
+
+func TestMain(m *testing.M) {
+	kubeconfig = os.Getenv("WORKQUEUE_E2E_KUBECONFIG")
+	kubectl = os.Getenv("WORKQUEUE_E2E_KUBECTL")
+	agentImage = os.Getenv("WORKQUEUE_E2E_AGENT_IMAGE")
+	if agentImage == "" {
+		agentImage = "localhost/workqueue/agent:e2e"
+	}
+	if kubectl == "" {
+		kubectl = "kubectl"
+	}
+	switch {
+	case kubeconfig == "":
+		skipReason = "no cluster: set WORKQUEUE_E2E_KUBECONFIG, or run `make test` as root on Linux to start the local one"
+	default:
+		if _, err := exec.LookPath(kubectl); err != nil {
+			skipReason = "kubectl not found: set WORKQUEUE_E2E_KUBECTL"
+		}
+	}
+	if skipReason == "" {
+		dir, err := os.MkdirTemp("", "wq-e2e-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		binDir = dir
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, "kubectl-workqueue"), "../../cmd/kubectl-workqueue")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build kubectl-workqueue: %v\n%s", err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// cluster is one test's namespace on the e2e cluster.
+type cluster struct {
+	t         *testing.T
+	namespace string
+	client    kubernetes.Interface
+	config    *rest.Config
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := kubernetes.NewForConfigOrDie(config)
+	name := fmt.Sprintf("e2e-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%100000)
+	name = strings.ReplaceAll(name, "_", "-")
+	if len(name) > 63 {
+		name = name[len(name)-63:]
+		name = "e" + strings.TrimLeft(name[1:], "-")
+	}
+	ctx := context.Background()
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, namespace: name, client: client, config: config}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpState()
+		}
+		client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return c
+}
+
+// dumpState logs what the namespace holds, for a failed test.
+func (c *cluster) dumpState() {
+	out, _ := c.kubectl("get", "all,events", "-o", "wide")
+	c.t.Logf("namespace %s:\n%s", c.namespace, out)
+}
+
+// kubectl runs kubectl with the test's kubeconfig and namespace; the plugin is on its PATH.
+func (c *cluster) kubectl(args ...string) (string, error) {
+	return c.kubectlStdin("", args...)
+}
+
+func (c *cluster) kubectlStdin(stdin string, args ...string) (string, error) {
+	stdout, stderr, err := c.run(context.Background(), stdin, args...)
+	return stdout + stderr, err
+}
+
+// run runs kubectl and returns stdout and stderr apart.
+func (c *cluster) run(ctx context.Context, stdin string, args ...string) (string, string, error) {
+	cmd := c.command(ctx, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+func (c *cluster) command(ctx context.Context, args ...string) *exec.Cmd {
+	full := append([]string{"--kubeconfig", kubeconfig, "-n", c.namespace}, args...)
+	cmd := exec.CommandContext(ctx, kubectl, full...)
+	cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return cmd
+}
+
+// workqueue runs `kubectl workqueue ARGS` and fails the test on a non-zero exit.
+func (c *cluster) workqueue(stdin string, args ...string) string {
+	c.t.Helper()
+	out, err := c.kubectlStdin(stdin, append([]string{"workqueue"}, args...)...)
+	if err != nil {
+		c.t.Fatalf("kubectl workqueue %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// deployBroker applies the seed's Service and StatefulSet and waits for the broker to run.
+func (c *cluster) deployBroker() {
+	c.t.Helper()
+	c.applyFile("testdata/rabbitmq-service.yaml")
+	c.applyFile("testdata/rabbitmq-statefulset.yaml")
+	c.waitForPodReady("rabbitmq-0", 3*time.Minute)
+}
+
+func (c *cluster) applyFile(path string) {
+	c.t.Helper()
+	if out, err := c.kubectl("apply", "-f", path); err != nil {
+		c.t.Fatalf("apply %s: %v\n%s", path, err, out)
+	}
+}
+
+func (c *cluster) waitForPodReady(name string, timeout time.Duration) {
+	c.t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		pod, err := c.client.CoreV1().Pods(c.namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, cond := range pod.Status.Conditions {
+			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		c.t.Fatalf("pod %s not ready within %s", name, timeout)
+	}
+}
+
+// brokerExec runs a command in the broker's pod, for RabbitMQ's own view of the queues.
+func (c *cluster) brokerExec(args ...string) string {
+	c.t.Helper()
+	out, err := c.kubectl(append([]string{"exec", "rabbitmq-0", "--"}, args...)...)
+	if err != nil {
+		c.t.Fatalf("exec %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// queueCounts asks RabbitMQ inside the pod for a queue's ready and persistent message counts.
+func (c *cluster) queueCounts(queue string) (ready, persistent int) {
+	c.t.Helper()
+	out := c.brokerExec("rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_persistent")
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 3 && fields[0] == queue {
+			fmt.Sscan(fields[1], &ready)
+			fmt.Sscan(fields[2], &persistent)
+			return ready, persistent
+		}
+	}
+	c.t.Fatalf("queue %s not found on the broker:\n%s", queue, out)
+	return 0, 0
+}
+
+// runPod runs a pod to completion and returns its log.
+func (c *cluster) runPod(name, image string, env map[string]string, command ...string) string {
+	c.t.Helper()
+	var envVars []corev1.EnvVar
+	for k, v := range env {
+		envVars = append(envVars, corev1.EnvVar{Name: k, Value: v})
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "c", Image: image, ImagePullPolicy: corev1.PullNever, Command: command, Env: envVars,
+			}},
+		},
+	}
+	ctx := context.Background()
+	if _, err := c.client.CoreV1().Pods(c.namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	var phase corev1.PodPhase
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := c.client.CoreV1().Pods(c.namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		phase = p.Status.Phase
+		return phase == corev1.PodSucceeded || phase == corev1.PodFailed, nil
+	})
+	logs, _ := c.client.CoreV1().Pods(c.namespace).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil || phase != corev1.PodSucceeded {
+		c.t.Fatalf("pod %s: phase %s, %v\n%s", name, phase, err, logs)
+	}
+	return string(logs)
+}
+
+// inClusterURL is how pods reach the seed's broker.
+func (c *cluster) inClusterURL() string {
+	return fmt.Sprintf("amqp://guest:guest@rabbitmq-service.%s.svc:5672", c.namespace)
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

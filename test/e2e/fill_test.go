@@ -1,0 +1,187 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/portforward"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+)
+
+var fruits = []string{"apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon"}
+
+// The seed's own step, done by the plugin: fill job1 with the 8 fruits from the laptop through a
+// port-forward, then check from inside the cluster, with the seed worker image's amqp tools.
+func TestFillSeedFruitsThroughPortForward(t *testing.T) {
+	c := newCluster(t)
+	c.deployBroker()
+	items := writeFile(t, "items.txt", strings.Join(fruits, "\n")+"\n")
+
+	out := c.workqueue("", "fill", "job1", "--from-file", items)
+	if !strings.Contains(out, "published 8 items to queue job1 (all confirmed)") {
+		t.Fatalf("fill said:\n%s", out)
+	}
+	if ready, persistent := c.queueCounts("job1"); ready != 8 || persistent != 8 {
+		t.Fatalf("broker holds %d ready, %d persistent messages; want 8 and 8", ready, persistent)
+	}
+
+	script := `for i in 1 2 3 4 5 6 7 8; do amqp-get --url="$BROKER_URL" -q job1; echo; done; amqp-get --url="$BROKER_URL" -q job1; echo "empty exit $?"`
+	logs := c.runPod("check", seedWorkerImage, map[string]string{"BROKER_URL": c.inClusterURL()}, "/bin/sh", "-c", script)
+	want := strings.Join(fruits, "\n") + "\nempty exit 2\n"
+	if logs != want {
+		t.Fatalf("in-cluster amqp-get read:\n%q\nwant:\n%q", logs, want)
+	}
+}
+
+func TestFillErrorsAreOneLineAndNameTheFix(t *testing.T) {
+	c := newCluster(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fill", "job1", "--item", "a"}, `service "rabbitmq-service" not found`},
+		{[]string{"fill", "job1", "--item", "a", "--service", "nope"}, `kubectl workqueue install`},
+		{[]string{"fill", "amq.bad", "--item", "a"}, `reserves`},
+	} {
+		_, stderr, err := c.run(context.Background(), "", append([]string{"workqueue"}, tc.args...)...)
+		if err == nil || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: err %v, stderr %q (want one line containing %q)", tc.args, err, stderr, tc.want)
+		}
+	}
+}
+
+// A fill cut off mid-way (the broker pod deleted) exits non-zero, says how many items were
+// confirmed, and a fill resumed from there loses nothing. The broker keeps its data on the node
+// here, as a real deployment would on a volume, so what it confirmed survives the restart.
+func TestFillCutMidwayResumesWithoutLoss(t *testing.T) {
+	c := newCluster(t)
+	c.kubectl("label", "namespace", c.namespace, "pod-security.kubernetes.io/enforce=privileged")
+	c.applyFile("testdata/rabbitmq-service.yaml")
+	dataDir := "/var/tmp/wq-e2e-rabbitmq-" + c.namespace
+	t.Cleanup(func() { os.RemoveAll(dataDir) })
+	statefulSet := strings.Replace(readFile(t, "testdata/rabbitmq-statefulset-hostpath.yaml"), "DATA_DIR", dataDir, 1)
+	if out, err := c.kubectlStdin(statefulSet, "apply", "-f", "-"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	c.waitForPodReady("rabbitmq-0", 3*time.Minute)
+
+	const n = 300_000
+	var input strings.Builder
+	for i := range n {
+		fmt.Fprintf(&input, "item-%06d\n", i)
+	}
+	items := writeFile(t, "items.txt", input.String())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fill := c.command(ctx, "workqueue", "fill", "big", "--from-file", items)
+	var stderr strings.Builder
+	fill.Stderr = &stderr
+	if err := fill.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Cut it once the broker holds some of the items.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if out, _ := c.kubectl("exec", "rabbitmq-0", "--", "rabbitmqctl", "-q", "list_queues", "name", "messages"); regexp.MustCompile(`(?m)^big\s+[1-9]\d{3,}`).MatchString(out) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the fill never got going")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := c.client.CoreV1().Pods(c.namespace).Delete(ctx, "rabbitmq-0", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	err := fill.Wait()
+	if err == nil {
+		t.Fatalf("fill succeeded although the broker went away mid-way:\n%s", stderr.String())
+	}
+	m := regexp.MustCompile(`(\d+) of (\d+) items sent were confirmed.*resume with --skip (\d+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("fill did not say how many items were confirmed:\n%s", stderr.String())
+	}
+	skip, _ := strconv.Atoi(m[3])
+	t.Logf("cut after %s confirmed; resuming with --skip %d", m[1], skip)
+	if skip <= 0 || skip >= n {
+		t.Fatalf("resume point %d: the cut was not mid-way", skip)
+	}
+
+	c.waitForPodReady("rabbitmq-0", 3*time.Minute)
+	c.workqueue("", "fill", "big", "--from-file", items, "--skip", strconv.Itoa(skip))
+
+	// Every item must be there (a few items sent but unconfirmed when the pod died may be there twice).
+	got := c.drainQueue("big")
+	seen := map[string]bool{}
+	for _, body := range got {
+		seen[body] = true
+	}
+	var missing []string
+	for i := range n {
+		if item := fmt.Sprintf("item-%06d", i); !seen[item] {
+			missing = append(missing, item)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		t.Fatalf("%d items lost, e.g. %v", len(missing), missing[:min(5, len(missing))])
+	}
+	t.Logf("%d messages for %d items (%d duplicates from the cut)", len(got), n, len(got)-n)
+}
+
+// drainQueue takes every message of a queue through a port-forward made with the plugin's own
+// packages.
+func (c *cluster) drainQueue(name string) []string {
+	c.t.Helper()
+	ctx := context.Background()
+	target, err := portforward.ResolveService(ctx, c.client, c.namespace, "rabbitmq-service", "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	session, err := portforward.Forward(ctx, c.config, c.client, target)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer session.Close()
+	amqpConn, err := queue.Dial(queue.BuildURL("guest", "guest", session.Addr()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer amqpConn.Close()
+	ch, err := amqpConn.Channel()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var bodies []string
+	for {
+		msg, ok, err := ch.Get(name, true)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if !ok {
+			return bodies
+		}
+		bodies = append(bodies, string(msg.Body))
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
