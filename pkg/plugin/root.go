@@ -74,6 +74,8 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		newVersionCommand(streams, version),
 		NewCmdFill(streams, getter),
 		NewCmdRun(streams, getter, version),
+		NewCmdStatus(streams, getter),
+		NewCmdDelete(streams, getter),
 	)
 	return root
 }

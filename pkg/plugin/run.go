@@ -1,14 +1,12 @@
 package plugin
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,7 +28,6 @@ import (
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/portforward"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/tail"
 )
 
 // AgentImageRepository is where releases publish the agent image, tagged with the plugin's version.
@@ -329,7 +326,14 @@ func (o *RunOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.ErrOut, "follow it with: kubectl workqueue status %s --watch\n", o.Queue)
 		return nil
 	}
-	return o.follow(ctx, client, state)
+	return o.watcher().follow(ctx, client, state)
+}
+
+func (o *RunOptions) watcher() *jobWatcher {
+	return &jobWatcher{
+		job: o.spec.Name, queue: o.Queue, namespace: o.namespace, logs: o.Logs,
+		broker: o.broker, getter: o.getter, tty: o.stderrTTY(), IOStreams: o.IOStreams,
+	}
 }
 
 func describeJob(s job.Spec, state queueState) string {
@@ -474,126 +478,3 @@ func parseResources(flag, value string) (corev1.ResourceList, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// follow tails the Job, prints what happens and decides the exit code.
-func (o *RunOptions) follow(ctx context.Context, client kubernetes.Interface, state queueState) error {
-	printer := newPodPrinter(o.Out, o.ErrOut, o.stderrTTY())
-	var logs sync.WaitGroup
-	opts := tail.Options{OnPod: printer.pod, OnProgress: printer.progress}
-	if o.Logs {
-		opts.OnPodStarted = func(pod string) {
-			logs.Add(1)
-			go func() {
-				defer logs.Done()
-				streamLogs(ctx, client, o.namespace, pod, printer)
-			}()
-		}
-	}
-	summary, err := tail.Follow(ctx, client, o.namespace, o.spec.Name, opts)
-	printer.clear()
-	if ctx.Err() != nil {
-		fmt.Fprintf(o.ErrOut, "stopped following; Job %s keeps running. Follow it again with: kubectl workqueue status %s --watch\n", o.spec.Name, o.Queue)
-		return ctx.Err()
-	}
-	if err != nil {
-		return err
-	}
-	waitAtMost(&logs, 10*time.Second)
-	return o.report(ctx, summary, state)
-}
-
-// report prints the summary and turns what happened into the exit code: zero only when the Job
-// completed, no item was dead-lettered and none was left behind.
-func (o *RunOptions) report(ctx context.Context, s tail.Summary, before queueState) error {
-	after := queueState{ready: -1, failedBefore: -1}
-	var brokerErr error
-	if b, err := o.broker.connect(ctx, o.getter, o.namespace, io.Discard); err == nil {
-		after, brokerErr = inspectQueue(b, o.Queue)
-		b.Close()
-	} else {
-		brokerErr = err
-	}
-	deadLettered := 0
-	if after.failedBefore >= 0 {
-		deadLettered = after.failedBefore - max(before.failedBefore, 0)
-	}
-
-	status := "Complete"
-	if s.Failed {
-		status = "Failed (" + s.FailureReason + ")"
-	}
-	w := o.Out
-	fmt.Fprintf(w, "\nJob %s: %s after %s\n", o.spec.Name, status, s.Finished.Sub(s.Started).Round(time.Second))
-	completions := "none (drain)"
-	if s.Completions != nil {
-		completions = fmt.Sprint(*s.Completions)
-	}
-	fmt.Fprintf(w, "  Parallelism:  %d\n  Completions:  %s\n  Pods:         %d succeeded, %d failed\n", s.Parallelism, completions, s.Succeeded, s.FailedPods)
-	if brokerErr != nil {
-		fmt.Fprintf(w, "  Queue:        cannot be read: %v\n", brokerErr)
-	} else {
-		fmt.Fprintf(w, "  Items:        %d processed, %d failed attempts, %d dead-lettered to %s, %d left in %s\n",
-			s.ItemsDone, s.ItemsFailed, deadLettered, queue.DeadLetterName(o.Queue), after.ready, o.Queue)
-	}
-
-	var problems []string
-	if s.Failed {
-		problems = append(problems, fmt.Sprintf("Job %s failed: %s", o.spec.Name, s.FailureMessage))
-	}
-	if deadLettered > 0 {
-		problems = append(problems, fmt.Sprintf("%d %s failed every attempt and moved to queue %s%s", deadLettered, plural(deadLettered, "item"), queue.DeadLetterName(o.Queue), namedFailures(s)))
-	}
-	if after.ready > 0 {
-		problems = append(problems, fmt.Sprintf("%d %s still in queue %s (run again to process them)", after.ready, plural(after.ready, "item is"), o.Queue))
-	}
-	if brokerErr != nil {
-		problems = append(problems, "cannot confirm from the broker that every item was processed")
-	}
-	if len(problems) > 0 {
-		return &ExitError{Code: 1, Message: strings.Join(problems, "; ")}
-	}
-	fmt.Fprintf(o.Out, "all items of queue %s processed\n", o.Queue)
-	return nil
-}
-
-// namedFailures lists the items whose last attempt failed, as the agents reported them.
-func namedFailures(s tail.Summary) string {
-	seen := map[string]bool{}
-	var names []string
-	for _, r := range s.Results {
-		if o := r.Outcome; o != nil && o.Result == "failed" && o.Item != "" && !seen[o.MessageID] {
-			seen[o.MessageID] = true
-			names = append(names, fmt.Sprintf("%q", o.Item))
-		}
-	}
-	if len(names) == 0 {
-		return ""
-	}
-	if len(names) > 5 {
-		names = append(names[:5], "...")
-	}
-	return " (" + strings.Join(names, ", ") + ")"
-}
-
-func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
-}
-
-func streamLogs(ctx context.Context, client kubernetes.Interface, namespace, pod string, printer *podPrinter) {
-	stream, err := client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: job.ContainerName, Follow: true}).Stream(ctx)
-	if err != nil {
-		printer.logLine(pod, "(cannot stream the log: "+err.Error()+")")
-		return
-	}
-	defer stream.Close()
-	scanner := bufio.NewScanner(stream)
-	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
-	for scanner.Scan() {
-		printer.logLine(pod, scanner.Text())
-	}
-}

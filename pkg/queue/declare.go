@@ -170,3 +170,20 @@ func explainDeclareError(name string, err error) error {
 	}
 	return fmt.Errorf("declare queue %q: %w", name, err)
 }
+
+// Delete removes a queue and returns how many messages it held, or an error wrapping ErrNoQueue.
+func Delete(conn *amqp.Connection, name string) (int, error) {
+	if _, err := Depth(conn, name); err != nil {
+		return 0, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, fmt.Errorf("open a channel: %w", err)
+	}
+	defer ch.Close()
+	messages, err := ch.QueueDelete(name, false, false, false)
+	if err != nil {
+		return 0, fmt.Errorf("delete queue %q: %w", name, err)
+	}
+	return messages, nil
+}

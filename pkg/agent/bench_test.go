@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+)
+
+// BenchmarkDrainRateVersusAmqpConsume drains the same number of items from the same broker
+// with the agent (drain mode) and with `amqp-consume -p 1 -c N` (the seed's tool), both starting
+// one process per item with prefetch 1, and reports both rates and their ratio (agent/amqp-consume;
+// the target is at least 1.0). WORKQUEUE_BENCH_ITEMS sets the number of items each drains per
+// iteration (default 1000, in two rounds); WORKQUEUE_BENCH_COMMAND the command, split on spaces (default cat, with its output
+// discarded; not true: amqp-consume dies of SIGPIPE when a command exits without reading the item).
+//
+//	WORKQUEUE_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench DrainRate ./pkg/agent
+func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
+	brokerURL := testBrokerURL(b)
+	if _, err := exec.LookPath("amqp-consume"); err != nil {
+		b.Skip("amqp-consume (amqp-tools) is not installed")
+	}
+	items := 1000
+	if n, err := strconv.Atoi(os.Getenv("WORKQUEUE_BENCH_ITEMS")); err == nil && n > 0 {
+		items = n
+	}
+	command := []string{"cat"}
+	if c := strings.Fields(os.Getenv("WORKQUEUE_BENCH_COMMAND")); len(c) > 0 {
+		command = c
+	}
+	toolURL, err := url.Parse(brokerURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if toolURL.Path == "/" {
+		toolURL.Path = "" // amqp-tools read "/" as the empty vhost
+	}
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devNull.Close()
+
+	for _, spec := range []struct {
+		name string
+		queueSpec
+	}{{"quorum", queueSpec{quorum: true, deliveryLimit: 5}}, {"classic", queueSpec{}}} {
+		b.Run(spec.name, func(b *testing.B) {
+			queue := testQueue(b, spec.queueSpec)
+			messages := make([]message, items/2)
+			for i := range messages {
+				messages[i] = message{id: fmt.Sprintf("bench-%d", i), body: fmt.Appendf(nil, "item %d\n", i)}
+			}
+			const idle = 200 * time.Millisecond
+			drainWithAgent := func() time.Duration {
+				start := time.Now()
+				result := Run(Config{
+					BrokerURL: brokerURL, Queue: queue, Mode: ModeDrain, Idle: idle, Command: command,
+					Log: devNull, Stdout: devNull, Stderr: devNull,
+				})
+				// The agent waits for the idle period after the last item; that is not work.
+				elapsed := time.Since(start) - idle
+				if result.ExitCode != outcome.ExitOK || result.Outcome.Processed != len(messages) {
+					b.Fatalf("agent: exit %d, outcome %+v", result.ExitCode, result.Outcome)
+				}
+				return elapsed
+			}
+			drainWithAmqpConsume := func() time.Duration {
+				consume := exec.Command("amqp-consume", "--url", toolURL.String(), "-q", queue, "-p", "1", "-c", strconv.Itoa(len(messages)))
+				consume.Args = append(consume.Args, command...)
+				consume.Stdout, consume.Stderr = devNull, devNull
+				start := time.Now()
+				err := consume.Run()
+				elapsed := time.Since(start)
+				if err != nil {
+					b.Fatalf("amqp-consume: %v", err)
+				}
+				if n := readyCount(b, queue); n != 0 {
+					b.Fatalf("amqp-consume left %d items", n)
+				}
+				return elapsed
+			}
+			var agentTime, consumeTime time.Duration
+			b.ResetTimer()
+			for range b.N {
+				// Rounds in the order agent, amqp-consume, amqp-consume, agent, so that a load
+				// that changes during the run (the machine may be shared) weighs on both alike.
+				for _, agentTurn := range []bool{true, false, false, true} {
+					b.StopTimer()
+					publish(b, queue, messages...)
+					b.StartTimer()
+					if agentTurn {
+						agentTime += drainWithAgent()
+					} else {
+						consumeTime += drainWithAmqpConsume()
+					}
+				}
+			}
+			b.StopTimer()
+			items := 2 * len(messages) * b.N
+			agentRate := float64(items) / agentTime.Seconds()
+			consumeRate := float64(items) / consumeTime.Seconds()
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(agentRate, "agent-items/s")
+			b.ReportMetric(consumeRate, "amqp-consume-items/s")
+			b.ReportMetric(agentRate/consumeRate, "ratio")
+			b.Logf("%s queue, %d items, command %q: agent %.0f items/s, amqp-consume -p 1 %.0f items/s, ratio %.2fx",
+				spec.name, items, command, agentRate, consumeRate, agentRate/consumeRate)
+		})
+	}
+}

@@ -1,0 +1,298 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// testBrokerURL returns the RabbitMQ the integration tests use, or skips the test.
+func testBrokerURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv("WORKQUEUE_TEST_AMQP_URL")
+	if url == "" {
+		t.Skip("WORKQUEUE_TEST_AMQP_URL is not set: no RabbitMQ to test against (hack/rabbitmq.sh start; WORKQUEUE_TEST_AMQP_URL=$(hack/rabbitmq.sh url))")
+	}
+	return url
+}
+
+type queueSpec struct {
+	quorum        bool
+	deliveryLimit int // quorum only; 0 for none
+}
+
+// testQueue declares a fresh durable queue (and its .failed queue) the way pkg/queue does, and
+// deletes both when the test ends.
+func testQueue(t testing.TB, spec queueSpec) string {
+	t.Helper()
+	url := testBrokerURL(t)
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	name := "agent-test-" + strings.ToLower(strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())) + "-" + hex.EncodeToString(suffix)
+	failed := name + ".failed"
+
+	withChannel(t, url, func(ch *amqp.Channel) {
+		args := amqp.Table{}
+		if spec.quorum {
+			args["x-queue-type"] = "quorum"
+			args["x-dead-letter-exchange"] = ""
+			args["x-dead-letter-routing-key"] = failed
+			if spec.deliveryLimit > 0 {
+				args["x-delivery-limit"] = spec.deliveryLimit
+			}
+			if _, err := ch.QueueDeclare(failed, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+				t.Fatalf("declare %s: %v", failed, err)
+			}
+		}
+		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
+			t.Fatalf("declare %s: %v", name, err)
+		}
+	})
+	t.Cleanup(func() {
+		withChannel(t, url, func(ch *amqp.Channel) {
+			_, _ = ch.QueueDelete(name, false, false, false)
+			_, _ = ch.QueueDelete(failed, false, false, false)
+		})
+	})
+	return name
+}
+
+func withChannel(t testing.TB, url string, use func(*amqp.Channel)) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("connect to the test broker: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("open a channel: %v", err)
+	}
+	use(ch)
+}
+
+type message struct {
+	id   string
+	body []byte
+}
+
+// publish puts persistent messages on the queue and waits for the broker's confirms.
+func publish(t testing.TB, queue string, messages ...message) {
+	t.Helper()
+	withChannel(t, testBrokerURL(t), func(ch *amqp.Channel) {
+		if err := ch.Confirm(false); err != nil {
+			t.Fatalf("confirm mode: %v", err)
+		}
+		confirms := ch.NotifyPublish(make(chan amqp.Confirmation, len(messages)))
+		for _, m := range messages {
+			err := ch.Publish("", queue, true, false, amqp.Publishing{
+				DeliveryMode: amqp.Persistent,
+				MessageId:    m.id,
+				Body:         m.body,
+			})
+			if err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+		}
+		for range messages {
+			select {
+			case c := <-confirms:
+				if !c.Ack {
+					t.Fatalf("the broker did not confirm a message")
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no publisher confirm within 30s")
+			}
+		}
+	})
+}
+
+// readyCount is the number of ready messages in the queue.
+func readyCount(t testing.TB, queue string) int {
+	t.Helper()
+	var n int
+	withChannel(t, testBrokerURL(t), func(ch *amqp.Channel) {
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		if err != nil {
+			t.Fatalf("inspect %s: %v", queue, err)
+		}
+		n = q.Messages
+	})
+	return n
+}
+
+// eventuallyReady waits (generously: the machine is shared) until the queue holds want ready
+// messages; a message released by a closed connection takes a moment to be counted again.
+func eventuallyReady(t testing.TB, queue string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := readyCount(t, queue)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s has %d ready messages, want %d", queue, got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that the agent and the command's output copiers can share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testRun is one agent run in the background with its output captured.
+type testRun struct {
+	log     *syncBuffer
+	output  *syncBuffer
+	signals chan os.Signal
+	done    chan Result
+}
+
+// startAgent runs the agent in the background. Unset fields of cfg get test defaults: the test
+// broker, a termination log in a temporary directory, short idle and empty waits.
+func startAgent(t testing.TB, cfg Config) *testRun {
+	t.Helper()
+	if cfg.BrokerURL == "" {
+		cfg.BrokerURL = testBrokerURL(t)
+	}
+	if cfg.TerminationLog == "" {
+		cfg.TerminationLog = filepath.Join(t.TempDir(), "termination-log")
+	}
+	if cfg.Idle == 0 {
+		cfg.Idle = time.Second
+	}
+	r := &testRun{
+		log:     &syncBuffer{},
+		output:  &syncBuffer{},
+		signals: make(chan os.Signal, 1),
+		done:    make(chan Result, 1),
+	}
+	cfg.Log = io.MultiWriter(r.log, testLogWriter{t})
+	cfg.Stdout, cfg.Stderr = r.output, r.output
+	cfg.Signals = r.signals
+	go func() { r.done <- Run(cfg) }()
+	return r
+}
+
+func (r *testRun) wait(t testing.TB) Result {
+	t.Helper()
+	select {
+	case result := <-r.done:
+		return result
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the agent did not finish within 2 minutes; log so far:\n%s", r.log.String())
+		return Result{}
+	}
+}
+
+func runAgent(t testing.TB, cfg Config) (Result, *testRun) {
+	t.Helper()
+	r := startAgent(t, cfg)
+	return r.wait(t), r
+}
+
+// testLogWriter shows the agent's log lines in the test output (with -v or on failure).
+type testLogWriter struct{ t testing.TB }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", bytes.TrimRight(p, "\n"))
+	return len(p), nil
+}
+
+// waitForFile waits until a command signals progress by creating path.
+func waitForFile(t testing.TB, path string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear within a minute", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cutProxy forwards TCP connections to the broker and can cut them all, to simulate the
+// broker or the network going away under a connected agent.
+type cutProxy struct {
+	listener net.Listener
+	target   string
+
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCutProxy(t testing.TB, target string) *cutProxy {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	p := &cutProxy{listener: listener, target: target}
+	t.Cleanup(func() {
+		listener.Close()
+		p.cut()
+	})
+	go p.serve()
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.listener.Addr().String() }
+
+func (p *cutProxy) serve() {
+	for {
+		client, err := p.listener.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, client, server)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(server, client); server.Close() }()
+		go func() { _, _ = io.Copy(client, server); client.Close() }()
+	}
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package agent
+
+func adoptOrphans() {}
+
+func reapOrphans() {}

@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+func TestAttemptCountsFromOne(t *testing.T) {
+	tests := []struct {
+		name     string
+		delivery amqp.Delivery
+		want     int
+	}{
+		{"first delivery", amqp.Delivery{}, 1},
+		{"classic redelivery", amqp.Delivery{Redelivered: true}, 2},
+		{"quorum first", amqp.Delivery{Headers: amqp.Table{"x-delivery-count": int64(0)}}, 1},
+		{"quorum third", amqp.Delivery{Redelivered: true, Headers: amqp.Table{"x-delivery-count": int64(2)}}, 3},
+		{"quorum int32", amqp.Delivery{Headers: amqp.Table{"x-delivery-count": int32(4)}}, 5},
+		{"garbage header", amqp.Delivery{Redelivered: true, Headers: amqp.Table{"x-delivery-count": "two"}}, 2},
+	}
+	for _, tt := range tests {
+		if got := attempt(tt.delivery); got != tt.want {
+			t.Errorf("%s: attempt = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestMessageIDFallsBackToAStableHashOfTheBody(t *testing.T) {
+	if got := messageID(amqp.Delivery{MessageId: "id-1", Body: []byte("x")}); got != "id-1" {
+		t.Errorf("messageID = %q", got)
+	}
+	a := messageID(amqp.Delivery{Body: []byte("apple")})
+	b := messageID(amqp.Delivery{Body: []byte("banana")})
+	if a == b || a != messageID(amqp.Delivery{Body: []byte("apple")}) || !strings.HasPrefix(a, "sha256:") || len(a) != len("sha256:")+16 {
+		t.Errorf("hash ids %q, %q", a, b)
+	}
+}
+
+func TestPreviewIsAShortPrintableFirstLine(t *testing.T) {
+	tests := map[string]string{
+		"apple\nbanana":                      "apple",
+		"  padded\t value \r\nnext":          "padded  value",
+		"bell\x07 nul\x00 esc\x1b[31m":       "bell\uFFFD nul\uFFFD esc\uFFFD[31m",
+		"bad utf8 \xff\xfe end":              "bad utf8 \uFFFD\uFFFD end",
+		"":                                   "",
+		"\nsecond":                           "",
+		strings.Repeat("é", 100):             strings.Repeat("é", maxPreviewRunes) + "…",
+		strings.Repeat("x", maxPreviewRunes): strings.Repeat("x", maxPreviewRunes),
+	}
+	for body, want := range tests {
+		if got := preview([]byte(body)); got != want {
+			t.Errorf("preview(%q) = %q, want %q", body, got, want)
+		}
+	}
+}
+
+func TestRedactorHidesThePasswordInEveryForm(t *testing.T) {
+	const password = "p@ss/w:rd%"
+	raw := "amqp://worker:" + url.QueryEscape(password) + "@broker:5672/vhost"
+	r := newRedactor(raw)
+	if strings.Contains(r.url, url.QueryEscape(password)) || !strings.Contains(r.url, "worker:xxxxx@broker:5672") {
+		t.Errorf("redacted URL = %q", r.url)
+	}
+	for _, text := range []string{
+		"dial " + raw + " failed",
+		fmt.Sprintf("parse %q: bad", raw),
+		"password is " + password,
+		"escaped " + url.QueryEscape(password),
+		fmt.Sprintf("quoted %q", password),
+		errors.New("x " + raw).Error(),
+	} {
+		got := r.redact(text)
+		if strings.Contains(got, password) || strings.Contains(got, url.QueryEscape(password)) {
+			t.Errorf("redact(%q) = %q still holds the password", text, got)
+		}
+	}
+	// A password that makes the URL unparseable is still found.
+	broken := "amqp://u:pa/ss@host/"
+	if got := newRedactor(broken).redact("bad URL " + broken + " and pa/ss"); strings.Contains(got, "pa/ss") {
+		t.Errorf("redact = %q", got)
+	}
+	if got := newRedactor("amqp://host/").redact("amqp://host/ is fine"); got != "amqp://host/ is fine" {
+		t.Errorf("redact without a password = %q", got)
+	}
+}

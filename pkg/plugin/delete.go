@@ -1,0 +1,108 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+)
+
+// DeleteOptions holds what `kubectl workqueue delete` needs.
+type DeleteOptions struct {
+	Queue     string
+	Name      string
+	KeepQueue bool
+
+	broker    brokerFlags
+	namespace string
+	getter    ClientGetter
+	genericiooptions.IOStreams
+}
+
+// NewCmdDelete builds `kubectl workqueue delete`.
+func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.Command {
+	o := &DeleteOptions{IOStreams: streams, getter: getter}
+	cmd := &cobra.Command{
+		Use:   "delete QUEUE",
+		Short: "Delete what the plugin made for a queue: its Job and pods, the queue and its dead-letter queue",
+		Example: examples(`
+			# Remove the Job, its pods and Secret, and the queues job1 and job1.failed
+			kubectl workqueue delete job1
+
+			# Remove only the Job, keeping the items
+			kubectl workqueue delete job1 --keep-queue`),
+		Args: exactArgs("QUEUE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Queue = args[0]
+			if o.Name == "" {
+				o.Name = o.Queue
+			}
+			if err := queue.ValidateName(o.Queue); err != nil {
+				return err
+			}
+			namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
+			if err != nil {
+				return err
+			}
+			o.namespace = namespace
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.Name, "name", "", "The Job's name (default: the queue's name)")
+	cmd.Flags().BoolVar(&o.KeepQueue, "keep-queue", false, "Keep the queue and its dead-letter queue")
+	o.broker.addFlags(cmd)
+	return cmd
+}
+
+// Run deletes the Job first, so no pod takes items from a queue that is going away.
+func (o *DeleteOptions) Run(ctx context.Context) error {
+	var b *broker
+	if !o.KeepQueue {
+		var err error
+		if b, err = o.broker.connect(ctx, o.getter, o.namespace, io.Discard); err != nil {
+			return fmt.Errorf("%w (pass --keep-queue to delete only the Job)", err)
+		}
+		defer b.Close()
+	}
+	client, err := o.getter.KubernetesClientSet()
+	if err != nil {
+		return err
+	}
+	deleted := 0
+	policy := metav1.DeletePropagationForeground
+	switch err := client.BatchV1().Jobs(o.namespace).Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &policy}); {
+	case err == nil:
+		deleted++
+		fmt.Fprintf(o.Out, "job.batch/%s deleted\n", o.Name)
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("delete Job %s: %w", o.Name, err)
+	}
+	// The Job owns it, but it may outlive a Job that was never created.
+	if err := client.CoreV1().Secrets(o.namespace).Delete(ctx, brokerSecretName(o.Name), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Secret %s: %w", brokerSecretName(o.Name), err)
+	}
+	if b != nil {
+		for _, name := range []string{o.Queue, queue.DeadLetterName(o.Queue)} {
+			messages, err := queue.Delete(b.Conn, name)
+			switch {
+			case errors.Is(err, queue.ErrNoQueue):
+			case err != nil:
+				return err
+			default:
+				deleted++
+				fmt.Fprintf(o.Out, "queue %s deleted (%d %s)\n", name, messages, plural(messages, "message"))
+			}
+		}
+	}
+	if deleted == 0 {
+		return fmt.Errorf("nothing to delete: no Job %s and no queue %s in namespace %s", o.Name, o.Queue, o.namespace)
+	}
+	return nil
+}
