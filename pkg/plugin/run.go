@@ -215,6 +215,9 @@ func (o *RunOptions) Validate() error {
 	default:
 		return fmt.Errorf(`--dry-run must be "none", "client" or "server", not %q`, o.DryRun)
 	}
+	if o.Parallelism < 1 {
+		return errors.New("--parallelism must be at least 1")
+	}
 	if o.Completions < -1 {
 		return errors.New("--completions must not be negative")
 	}

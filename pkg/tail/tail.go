@@ -88,30 +88,39 @@ func Follow(ctx context.Context, client kubernetes.Interface, namespace, name st
 		DeleteFunc: func(any) { f.finish(fmt.Errorf("job %s/%s was deleted while being watched", namespace, name)) },
 	})
 	stop := make(chan struct{})
-	defer close(stop)
+	// Stopping waits for the handlers, so no callback runs after Follow returns.
+	shutdown := func() {
+		close(stop)
+		pods.Shutdown()
+		jobs.Shutdown()
+	}
 	pods.Start(stop)
 	if !cache.WaitForCacheSync(ctx.Done(), podInformer.HasSynced) {
+		shutdown()
 		return Summary{}, ctx.Err()
 	}
 	jobs.Start(stop)
 
 	select {
 	case <-ctx.Done():
+		shutdown()
 		return f.snapshot(), ctx.Err()
 	case <-f.done:
 	}
-	// The Job's status can be seen before its last pods' updates: report those from the cache.
+	// The Job's status can be seen before its last pods' updates: wait a little for those.
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for _, obj := range f.podStore.List() {
-			f.pod(obj)
-		}
+	for time.Now().Before(deadline) {
 		s := f.snapshot()
-		if time.Now().After(deadline) || int32(len(s.Results)) >= s.Succeeded+s.FailedPods {
-			return s, f.err
+		if int32(len(s.Results)) >= s.Succeeded+s.FailedPods {
+			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	shutdown()
+	for _, obj := range f.podStore.List() {
+		f.pod(obj)
+	}
+	return f.snapshot(), f.err
 }
 
 type follower struct {
