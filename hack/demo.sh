@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make demo`: Kubernetes' "coarse parallel processing using a work queue" example, end to end,
+# with the plugin, on the local cluster of hack/localcluster (started here if it is not running).
+# It only ever talks to that cluster, through its own kubeconfig: never to the user's clusters.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+namespace=workqueue-demo
+say() { printf '\n\033[1m# %s\033[0m\n' "$*" >&2; }
+
+say "starting the local cluster (the first time builds Kubernetes: 20-30 minutes on 2 cores)"
+kubeconfig=$(hack/localcluster/cluster.sh up | tail -n 1)
+kubectl_bin=$(hack/localcluster/cluster.sh kubectl-path)
+
+say "building kubectl-workqueue and putting it on kubectl's PATH"
+make --no-print-directory build >&2
+export PATH="$PWD/bin:$PATH"
+k() { "$kubectl_bin" --kubeconfig "$kubeconfig" -n "$namespace" "$@"; }
+
+say "a fresh namespace $namespace with the seed's broker (Service rabbitmq-service + StatefulSet)"
+"$kubectl_bin" --kubeconfig "$kubeconfig" delete namespace "$namespace" --ignore-not-found --wait >&2
+"$kubectl_bin" --kubeconfig "$kubeconfig" create namespace "$namespace" >&2
+k apply -f hack/demo/rabbitmq-service.yaml -f hack/demo/rabbitmq-statefulset.yaml >&2
+k rollout status statefulset/rabbitmq --timeout=180s >&2
+
+say "kubectl workqueue fill job1 --from-file hack/demo/items.txt"
+k workqueue fill job1 --from-file hack/demo/items.txt
+
+say "kubectl workqueue run job1 --image localhost/workqueue/seed-worker:1 --parallelism 2   (the seed's image: amqp-consume -c 1 /worker.py)"
+k workqueue run job1 --image localhost/workqueue/seed-worker:1 --image-pull-policy Never --parallelism 2
+
+say "done. Look around with: $kubectl_bin --kubeconfig $kubeconfig -n $namespace get jobs,pods"
+say "stop the local cluster with: make cluster-down"
