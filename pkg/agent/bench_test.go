@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,12 +14,13 @@ import (
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
 
-// BenchmarkDrainRateVersusAmqpConsume drains the same number of items from the same broker
-// with the agent (drain mode) and with `amqp-consume -p 1 -c N` (the seed's tool), both starting
-// one process per item with prefetch 1, and reports both rates and their ratio (agent/amqp-consume;
-// the target is at least 1.0). WORKQUEUE_BENCH_ITEMS sets the number of items each drains per
-// iteration (default 1000, in two rounds); WORKQUEUE_BENCH_COMMAND the command, split on spaces (default cat, with its output
-// discarded; not true: amqp-consume dies of SIGPIPE when a command exits without reading the item).
+// BenchmarkDrainRateVersusAmqpConsume drains the same items from the same broker with the agent
+// binary (drain mode) and with `amqp-consume -p 1 -c N` (the seed's tool), both starting one
+// process per item with prefetch 1, and reports both rates and their ratio (agent/amqp-consume;
+// the target is at least 1.0). WORKQUEUE_BENCH_ITEMS sets how many items each drains per
+// iteration (default 1000, in two rounds); WORKQUEUE_BENCH_COMMAND sets the command, split on
+// spaces (default cat, its output discarded; not true: amqp-consume dies of SIGPIPE when a command
+// exits without reading its item).
 //
 //	WORKQUEUE_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench DrainRate ./pkg/agent
 func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
@@ -41,6 +43,14 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 	if toolURL.Path == "/" {
 		toolURL.Path = "" // amqp-tools read "/" as the empty vhost
 	}
+	// The agent runs as the process it is in a pod, built as a release builds it, so that both
+	// sides pay for the same things: a process start, a connection, one process per item.
+	agentBinary := filepath.Join(b.TempDir(), "workqueue-agent")
+	build := exec.Command("go", "build", "-o", agentBinary, "../../cmd/workqueue-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build the agent: %v\n%s", err, out)
+	}
 	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -58,16 +68,23 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				messages[i] = message{id: fmt.Sprintf("bench-%d", i), body: fmt.Appendf(nil, "item %d\n", i)}
 			}
 			const idle = 200 * time.Millisecond
+			termLog := filepath.Join(b.TempDir(), "termination-log")
 			drainWithAgent := func() time.Duration {
+				agent := exec.Command(agentBinary, "--mode", "drain", "--idle", idle.String(), "--queue", queue,
+					"--termination-log", termLog, "--")
+				agent.Args = append(agent.Args, command...)
+				agent.Env = append(os.Environ(), "BROKER_URL="+brokerURL)
+				agent.Stdout, agent.Stderr = devNull, devNull
 				start := time.Now()
-				result := Run(Config{
-					BrokerURL: brokerURL, Queue: queue, Mode: ModeDrain, Idle: idle, Command: command,
-					Log: devNull, Stdout: devNull, Stderr: devNull,
-				})
+				err := agent.Run()
 				// The agent waits for the idle period after the last item; that is not work.
 				elapsed := time.Since(start) - idle
-				if result.ExitCode != outcome.ExitOK || result.Outcome.Processed != len(messages) {
-					b.Fatalf("agent: exit %d, outcome %+v", result.ExitCode, result.Outcome)
+				if err != nil {
+					b.Fatalf("agent: %v", err)
+				}
+				data, _ := os.ReadFile(termLog)
+				if o, err := outcome.Decode(string(data)); err != nil || o.Processed != len(messages) {
+					b.Fatalf("agent: outcome %s", data)
 				}
 				return elapsed
 			}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,15 +54,9 @@ func (a *agent) runCommand(it item) commandResult {
 	body := it.delivery.Body
 	var stdinReader *os.File
 	if len(body) <= smallBody {
-		r, w, err := os.Pipe()
+		r, err := filledPipe(body)
 		if err != nil {
-			return commandResult{err: fmt.Errorf("cannot create a pipe for the command's input: %w", err)}
-		}
-		_, writeErr := w.Write(body)
-		closeErr := w.Close()
-		if err := errors.Join(writeErr, closeErr); err != nil {
-			r.Close()
-			return commandResult{err: fmt.Errorf("cannot write the item to the command's input: %w", err)}
+			return commandResult{err: fmt.Errorf("cannot pass the item to the command's input: %w", err)}
 		}
 		stdinReader = r
 		cmd.Stdin = r

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"debug/elf"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+)
+
+const testVersion = "v9.8.7-test"
+
+var (
+	buildOnce   sync.Once
+	builtBinary string
+	buildErr    error
+	buildDir    string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// agentBinary builds the agent the way a release does: static, with the version stamped in.
+func agentBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "workqueue-agent-test-")
+		if buildErr != nil {
+			return
+		}
+		builtBinary = filepath.Join(buildDir, "workqueue-agent")
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", builtBinary, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{err: err, output: string(out)}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build the agent: %v", buildErr)
+	}
+	return builtBinary
+}
+
+type buildError struct {
+	err    error
+	output string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.output }
+
+type processResult struct {
+	exitCode       int
+	stdout, stderr string
+}
+
+func runBinary(t *testing.T, env []string, args ...string) processResult {
+	t.Helper()
+	cmd := exec.Command(agentBinary(t), args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
+		t.Fatalf("run the agent: %v", err)
+	}
+	return processResult{exitCode: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// baseEnv is a minimal environment: PATH only, so that nothing from the test's own environment
+// (BROKER_URL, QUEUE) leaks in unless a test sets it.
+func baseEnv(extra ...string) []string {
+	return append([]string{"PATH=" + os.Getenv("PATH")}, extra...)
+}
+
+func TestVersionIsStampedAtBuildTime(t *testing.T) {
+	got := runBinary(t, baseEnv(), "version")
+	if got.exitCode != 0 || strings.TrimSpace(got.stdout) != testVersion {
+		t.Errorf("version: exit %d, output %q", got.exitCode, got.stdout)
+	}
+}
+
+func TestBinaryIsStatic(t *testing.T) {
+	f, err := elf.Open(agentBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			t.Fatalf("the agent is dynamically linked: the init container image has no libc")
+		}
+	}
+}
+
+func TestCopySelfInstallsAnExecutableCopy(t *testing.T) {
+	dir := t.TempDir()
+	for _, dest := range []string{filepath.Join(dir, "agent"), dir} {
+		got := runBinary(t, baseEnv(), "copy-self", dest)
+		if got.exitCode != 0 {
+			t.Fatalf("copy-self %s: exit %d: %s", dest, got.exitCode, got.stderr)
+		}
+	}
+	for _, copied := range []string{filepath.Join(dir, "agent"), filepath.Join(dir, "workqueue-agent")} {
+		info, err := os.Stat(copied)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm() != 0o755 {
+			t.Errorf("%s has mode %v, want 0755", copied, info.Mode().Perm())
+		}
+		out, err := exec.Command(copied, "version").Output()
+		if err != nil || strings.TrimSpace(string(out)) != testVersion {
+			t.Errorf("the copy does not run: %v %q", err, out)
+		}
+	}
+	if got := runBinary(t, baseEnv(), "copy-self"); got.exitCode != outcome.ExitMisconfigured {
+		t.Errorf("copy-self without DEST: exit %d", got.exitCode)
+	}
+	if got := runBinary(t, baseEnv(), "copy-self", filepath.Join(dir, "missing", "agent")); got.exitCode != outcome.ExitMisconfigured || !strings.Contains(got.stderr, "cannot copy the agent") {
+		t.Errorf("copy-self into a missing directory: exit %d, %s", got.exitCode, got.stderr)
+	}
+}
+
+func TestMisconfigurationExitsWithItsCode(t *testing.T) {
+	termLog := filepath.Join(t.TempDir(), "termination-log")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"no BROKER_URL", baseEnv("QUEUE=q"), []string{"--termination-log", termLog, "--", "true"}, "BROKER_URL is not set"},
+		{"no queue", baseEnv("BROKER_URL=amqp://u:secret-pw@h/"), []string{"--termination-log", termLog, "--", "true"}, "no queue given"},
+		{"no command", baseEnv("BROKER_URL=amqp://u:secret-pw@h/", "QUEUE=q"), []string{"--termination-log", termLog}, "no command given"},
+		{"bad mode from the environment", baseEnv("BROKER_URL=amqp://u:secret-pw@h/", "QUEUE=q", "WORKQUEUE_MODE=every"), []string{"--termination-log", termLog, "--", "true"}, `unknown mode "every"`},
+		{"unknown flag", baseEnv(), []string{"--termination-log", termLog, "--broker", "amqp://x", "--", "true"}, "flag provided but not defined: -broker"},
+		{"negative timeout", baseEnv(), []string{"--termination-log", termLog, "--timeout", "-1s", "--", "true"}, "--timeout must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := runBinary(t, tt.env, tt.args...)
+			if got.exitCode != outcome.ExitMisconfigured {
+				t.Errorf("exit %d, want %d; stderr:\n%s", got.exitCode, outcome.ExitMisconfigured, got.stderr)
+			}
+			if !strings.Contains(got.stderr, tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, got.stderr)
+			}
+			if strings.Contains(got.stderr, "secret-pw") {
+				t.Errorf("the password leaked:\n%s", got.stderr)
+			}
+			data, err := os.ReadFile(termLog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o, err := outcome.Decode(string(data)); err != nil || o.Result != outcome.ResultError {
+				t.Errorf("termination message %q: %v", data, err)
+			}
+		})
+	}
+}
+
+// The remaining tests use amqp-tools as the seed does (amqp-declare-queue -d, amqp-publish),
+// so they also prove that the agent works on the seed's own queues and messages.
+
+func brokerForTools(t *testing.T) (agentURL, toolURL string) {
+	t.Helper()
+	agentURL = os.Getenv("WORKQUEUE_TEST_AMQP_URL")
+	if agentURL == "" {
+		t.Skip("WORKQUEUE_TEST_AMQP_URL is not set: no RabbitMQ to test against (hack/rabbitmq.sh start; WORKQUEUE_TEST_AMQP_URL=$(hack/rabbitmq.sh url))")
+	}
+	for _, tool := range []string{"amqp-declare-queue", "amqp-publish", "amqp-delete-queue"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s (amqp-tools) is not installed", tool)
+		}
+	}
+	u, err := url.Parse(agentURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// amqp-tools read an empty vhost from a URL ending in "/", where Go clients read "/".
+	if u.Path == "/" {
+		u.Path = ""
+	}
+	return agentURL, u.String()
+}
+
+func seedQueue(t *testing.T, toolURL string, bodies ...string) string {
+	t.Helper()
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	queue := "agent-bin-test-" + hex.EncodeToString(suffix)
+	tool(t, "amqp-declare-queue", "--url", toolURL, "-q", queue, "-d")
+	t.Cleanup(func() {
+		_ = exec.Command("amqp-delete-queue", "--url", toolURL, "-q", queue).Run()
+	})
+	for _, body := range bodies {
+		tool(t, "amqp-publish", "--url", toolURL, "-r", queue, "-p", "-b", body)
+	}
+	return queue
+}
+
+func tool(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", name, err, out)
+	}
+}
+
+func TestProcessExitCodesAgainstARealBroker(t *testing.T) {
+	agentURL, toolURL := brokerForTools(t)
+	queue := seedQueue(t, toolURL, "apple", "banana")
+	dir := t.TempDir()
+	termLog := filepath.Join(dir, "termination-log")
+	env := baseEnv("BROKER_URL="+agentURL, "QUEUE="+queue)
+
+	// One item succeeds; the command's output reaches the agent's stdout.
+	got := runBinary(t, env, "--termination-log", termLog, "--", "sh", "-c", `echo "worked on $(cat)"`)
+	if got.exitCode != outcome.ExitOK || !strings.Contains(got.stdout, "worked on apple") {
+		t.Fatalf("first item: exit %d, stdout %q, stderr %q", got.exitCode, got.stdout, got.stderr)
+	}
+	if !strings.Contains(got.stderr, `"apple" attempt 1: done in`) {
+		t.Errorf("stderr: %s", got.stderr)
+	}
+
+	// The next item fails: exit 3, and the item stays on the queue.
+	got = runBinary(t, env, "--termination-log", termLog, "--", "sh", "-c", "exit 9")
+	if got.exitCode != outcome.ExitItemFailed {
+		t.Fatalf("failing item: exit %d, stderr %q", got.exitCode, got.stderr)
+	}
+	data, _ := os.ReadFile(termLog)
+	o, err := outcome.Decode(string(data))
+	if err != nil || o.Result != outcome.ResultFailed || o.Item != "banana" || o.ExitCode == nil || *o.ExitCode != 9 {
+		t.Errorf("termination message %q (%v)", data, err)
+	}
+
+	// Drain mode (chosen through WORKQUEUE_MODE) takes the requeued item, on its second attempt.
+	got = runBinary(t, append(env, "WORKQUEUE_MODE=drain"), "--idle", "1s", "--termination-log", termLog, "--", "sh", "-c", `echo "attempt $WORKQUEUE_ATTEMPT of $(cat)"`)
+	if got.exitCode != outcome.ExitOK || !strings.Contains(got.stdout, "attempt 2 of banana") {
+		t.Fatalf("drain: exit %d, stdout %q, stderr %q", got.exitCode, got.stdout, got.stderr)
+	}
+	data, _ = os.ReadFile(termLog)
+	if o, err := outcome.Decode(string(data)); err != nil || o.Result != outcome.ResultDone || o.Processed != 1 {
+		t.Errorf("termination message %q (%v)", data, err)
+	}
+
+	// The queue is empty now: exit 0 in both modes.
+	for _, mode := range []string{"one", "drain"} {
+		got = runBinary(t, env, "--mode", mode, "--idle", "1s", "--termination-log", termLog, "--", "true")
+		data, _ = os.ReadFile(termLog)
+		if got.exitCode != outcome.ExitOK || !strings.Contains(string(data), `"result":"empty"`) {
+			t.Errorf("%s mode on an empty queue: exit %d, %s, %s", mode, got.exitCode, data, got.stderr)
+		}
+	}
+}
+
+func TestSigtermMidItemExitsInterruptedAndRequeues(t *testing.T) {
+	agentURL, toolURL := brokerForTools(t)
+	queue := seedQueue(t, toolURL, "long item")
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	termLog := filepath.Join(dir, "termination-log")
+
+	cmd := exec.Command(agentBinary(t), "--queue", queue, "--termination-log", termLog, "--", "sh", "-c", `touch "$0"; exec sleep 600`, started)
+	cmd.Env = baseEnv("BROKER_URL=" + agentURL)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the command never started; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != outcome.ExitInterrupted {
+		t.Fatalf("exit %d (%v), want %d; stderr:\n%s", code, err, outcome.ExitInterrupted, stderr.String())
+	}
+	data, _ := os.ReadFile(termLog)
+	if o, err := outcome.Decode(string(data)); err != nil || o.Result != outcome.ResultInterrupted || o.Item != "long item" {
+		t.Errorf("termination message %q (%v)", data, err)
+	}
+
+	// The item went back to the queue: the next agent gets it.
+	got := runBinary(t, baseEnv("BROKER_URL="+agentURL, "QUEUE="+queue), "--termination-log", termLog, "--", "cat")
+	if got.exitCode != outcome.ExitOK || got.stdout != "long item" {
+		t.Errorf("after the interruption: exit %d, stdout %q, stderr %s", got.exitCode, got.stdout, got.stderr)
+	}
+}
