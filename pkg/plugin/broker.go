@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
@@ -76,10 +77,15 @@ func credentials(ctx context.Context, getter ClientGetter, namespace string) (us
 
 // connectBroker reaches the broker: directly with --broker-url, else through a fresh port-forward
 // per attempt, since one failed connection ends a client-go port-forward for good.
-func (f *brokerFlags) connect(ctx context.Context, getter ClientGetter, namespace string, diagnostics io.Writer) (*broker, error) {
+// Each retry is reported on progress (io.Discard for none).
+func (f *brokerFlags) connect(ctx context.Context, getter ClientGetter, namespace string, progress io.Writer) (*broker, error) {
+	retry := queue.DefaultRetry
+	retry.OnRetry = func(err error, wait time.Duration) {
+		fmt.Fprintf(progress, "broker not reachable yet (%v); retrying in %s\n", err, wait)
+	}
 	if f.URL != "" {
 		var conn *amqp.Connection
-		err := queue.DefaultRetry.Do(ctx, func(context.Context) error {
+		err := retry.Do(ctx, func(context.Context) error {
 			var err error
 			conn, err = queue.Dial(f.URL)
 			return err
@@ -103,7 +109,7 @@ func (f *brokerFlags) connect(ctx context.Context, getter ClientGetter, namespac
 		return nil, err
 	}
 	b := &broker{}
-	err = queue.DefaultRetry.Do(ctx, func(ctx context.Context) error {
+	err = retry.Do(ctx, func(ctx context.Context) error {
 		target, err := portforward.ResolveService(ctx, client, namespace, f.Service, f.Port)
 		if err != nil {
 			if errors.Is(err, portforward.ErrNoReadyPod) {
@@ -111,7 +117,7 @@ func (f *brokerFlags) connect(ctx context.Context, getter ClientGetter, namespac
 			}
 			return &queue.PermanentError{Err: err}
 		}
-		session, err := portforward.Forward(ctx, config, client, target, portforward.WithDiagnostics(diagnostics))
+		session, err := portforward.Forward(ctx, config, client, target)
 		if err != nil {
 			if errors.Is(err, portforward.ErrForbidden) {
 				return &queue.PermanentError{Err: err}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -66,7 +65,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	var b *broker
 	if !o.KeepQueue {
 		var err error
-		if b, err = o.broker.connect(ctx, o.getter, o.namespace, io.Discard); err != nil {
+		if b, err = o.broker.connect(ctx, o.getter, o.namespace, o.ErrOut); err != nil {
 			return fmt.Errorf("%w (pass --keep-queue to delete only the Job)", err)
 		}
 		defer b.Close()

@@ -291,7 +291,11 @@ func (o *FillOptions) Run(ctx context.Context) error {
 		total -= o.Skip
 	}
 
-	b, err := o.broker.connect(ctx, o.getter, o.namespace, io.Discard)
+	progress := o.ErrOut
+	if o.Quiet {
+		progress = io.Discard
+	}
+	b, err := o.broker.connect(ctx, o.getter, o.namespace, progress)
 	if err != nil {
 		return err
 	}

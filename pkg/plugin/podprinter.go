@@ -83,7 +83,11 @@ func describePod(r tail.PodResult) string {
 		if r.Succeeded {
 			return fmt.Sprintf("%s  succeeded  (%s)", r.Pod, duration)
 		}
-		return fmt.Sprintf("%s  failed: %s  (%s)", r.Pod, exitDescription(r), duration)
+		last := ""
+		if lines := strings.Split(r.Message, "\n"); r.Message != "" {
+			last = ": " + truncate(lines[len(lines)-1], 120)
+		}
+		return fmt.Sprintf("%s  failed: %s  (%s)%s", r.Pod, exitDescription(r), duration, last)
 	}
 	item := ""
 	if o.Item != "" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -347,7 +346,7 @@ func describeJob(s job.Spec, state queueState) string {
 }
 
 func (o *RunOptions) readQueue(ctx context.Context) (queueState, error) {
-	b, err := o.broker.connect(ctx, o.getter, o.namespace, io.Discard)
+	b, err := o.broker.connect(ctx, o.getter, o.namespace, o.ErrOut)
 	if err != nil {
 		return queueState{}, err
 	}

@@ -36,9 +36,10 @@ func WithHost(rawURL, hostport string) (string, error) {
 	return u.String(), nil
 }
 
-// BuildURL makes an AMQP URL for the default vhost.
+// BuildURL makes an AMQP URL for the default vhost. It has no path: by the AMQP URI spec a lone
+// "/" names the empty vhost, and amqp-tools (the seed's amqp-consume) read it that way.
 func BuildURL(username, password, hostport string) string {
-	return (&url.URL{Scheme: "amqp", User: url.UserPassword(username, password), Host: hostport, Path: "/"}).String()
+	return (&url.URL{Scheme: "amqp", User: url.UserPassword(username, password), Host: hostport}).String()
 }
 
 // Dial connects once. Errors never contain the password.
@@ -93,10 +94,13 @@ type Retry struct {
 	Attempts int           // at least 1
 	Initial  time.Duration // first wait; doubles each time
 	Max      time.Duration // longest wait
+	// OnRetry, when set, hears about each failed attempt that will be retried.
+	OnRetry func(err error, wait time.Duration)
 }
 
-// DefaultRetry rides out a broker pod that is still starting (about 30 s in all).
-var DefaultRetry = Retry{Attempts: 8, Initial: 500 * time.Millisecond, Max: 8 * time.Second}
+// DefaultRetry rides out a broker pod that is still starting: about 70 s in all, since RabbitMQ
+// under a small CPU limit takes half a minute to listen.
+var DefaultRetry = Retry{Attempts: 12, Initial: 500 * time.Millisecond, Max: 8 * time.Second}
 
 // Do calls attempt until it succeeds, returns a PermanentError, the context ends, or the attempts
 // run out; it returns the last error.
@@ -110,6 +114,9 @@ func (r Retry) Do(ctx context.Context, attempt func(ctx context.Context) error) 
 		var permanent *PermanentError
 		if errors.As(err, &permanent) || i >= r.Attempts {
 			return err
+		}
+		if r.OnRetry != nil {
+			r.OnRetry(err, wait)
 		}
 		select {
 		case <-ctx.Done():

@@ -43,7 +43,7 @@ func TestWithHostKeepsCredentialsAndVhost(t *testing.T) {
 }
 
 func TestBuildURLEscapes(t *testing.T) {
-	if got := BuildURL("us er", "p@ss/word", "h:1"); got != "amqp://us%20er:p%40ss%2Fword@h:1/" {
+	if got := BuildURL("us er", "p@ss/word", "h:1"); got != "amqp://us%20er:p%40ss%2Fword@h:1" {
 		t.Fatalf("%q", got)
 	}
 }

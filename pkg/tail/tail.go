@@ -6,6 +6,7 @@ package tail
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ type PodResult struct {
 	ExitCode  int32
 	Reason    string           // the kubelet's reason when the container did not exit by itself (OOMKilled, ...)
 	Outcome   *outcome.Outcome // nil when the pod ran no agent (an image's own entrypoint)
+	Message   string           // the termination message when it is not an outcome (e.g. a log tail)
 	Duration  time.Duration
 }
 
@@ -274,6 +276,8 @@ func resultOf(p *corev1.Pod) PodResult {
 		}
 		if o, err := outcome.Decode(t.Message); err == nil {
 			r.Outcome = &o
+		} else {
+			r.Message = strings.TrimSpace(t.Message)
 		}
 	}
 	return r

@@ -141,7 +141,11 @@ func (c *cluster) run(ctx context.Context, stdin string, args ...string) (string
 }
 
 func (c *cluster) command(ctx context.Context, args ...string) *exec.Cmd {
+	// kubectl takes no flags before a plugin's name; after it, they are the plugin's.
 	full := append([]string{"--kubeconfig", kubeconfig, "-n", c.namespace}, args...)
+	if len(args) > 0 && args[0] == "workqueue" {
+		full = append([]string{"workqueue", "--kubeconfig", kubeconfig, "-n", c.namespace}, args[1:]...)
+	}
 	cmd := exec.CommandContext(ctx, kubectl, full...)
 	cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return cmd
@@ -201,20 +205,73 @@ func (c *cluster) brokerExec(args ...string) string {
 	return out
 }
 
-// queueCounts asks RabbitMQ inside the pod for a queue's ready and persistent message counts.
-func (c *cluster) queueCounts(queue string) (ready, persistent int) {
+// queueReady asks RabbitMQ inside the pod for a queue's ready messages, waiting up to 30 s for
+// want: a quorum queue's counters are refreshed every few seconds.
+func (c *cluster) queueReady(queue string, want int) int {
 	c.t.Helper()
-	out := c.brokerExec("rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_persistent")
-	for _, line := range strings.Split(out, "\n") {
-		fields := strings.Fields(line)
-		if len(fields) == 3 && fields[0] == queue {
-			fmt.Sscan(fields[1], &ready)
-			fmt.Sscan(fields[2], &persistent)
-			return ready, persistent
+	got := -1
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		out := c.brokerExec("rabbitmqctl", "-q", "list_queues", "--no-table-headers", "name", "messages_ready")
+		got = -1
+		for _, line := range strings.Split(out, "\n") {
+			fields := strings.Fields(line)
+			if len(fields) == 2 && fields[0] == queue {
+				fmt.Sscan(fields[1], &got)
+			}
+		}
+		if got == want {
+			break
 		}
 	}
-	c.t.Fatalf("queue %s not found on the broker:\n%s", queue, out)
-	return 0, 0
+	return got
+}
+
+// deployDurableBroker is the seed's broker with its data on the node instead of an emptyDir,
+// so that what it stored survives the pod being deleted, as it would on a real volume.
+func (c *cluster) deployDurableBroker() {
+	c.t.Helper()
+	c.kubectl("label", "namespace", c.namespace, "pod-security.kubernetes.io/enforce=privileged")
+	c.applyFile("testdata/rabbitmq-service.yaml")
+	dataDir := "/var/tmp/wq-e2e-rabbitmq-" + c.namespace
+	c.t.Cleanup(func() { os.RemoveAll(dataDir) })
+	data, err := os.ReadFile("testdata/rabbitmq-statefulset-hostpath.yaml")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if out, err := c.kubectlStdin(strings.ReplaceAll(string(data), "DATA_DIR", dataDir), "apply", "-f", "-"); err != nil {
+		c.t.Fatalf("%v\n%s", err, out)
+	}
+	c.waitForPodReady("rabbitmq-0", 3*time.Minute)
+}
+
+// restartBroker deletes the broker pod and waits for its replacement.
+func (c *cluster) restartBroker() {
+	c.t.Helper()
+	ctx := context.Background()
+	old, err := c.client.CoreV1().Pods(c.namespace).Get(ctx, "rabbitmq-0", metav1.GetOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.client.CoreV1().Pods(c.namespace).Delete(ctx, "rabbitmq-0", metav1.DeleteOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := c.client.CoreV1().Pods(c.namespace).Get(ctx, "rabbitmq-0", metav1.GetOptions{})
+		return err == nil && p.UID != old.UID, nil
+	})
+	if err != nil {
+		c.t.Fatal("the broker pod was not replaced")
+	}
+	c.waitForPodReady("rabbitmq-0", 3*time.Minute)
+	// The seed's broker has no readiness probe: Ready is not listening. rabbitmqctl cannot even
+	// reach the node for the first seconds, so ask again until it answers.
+	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := c.kubectl("exec", "rabbitmq-0", "--", "rabbitmqctl", "-q", "--timeout", "30", "await_startup")
+		return err == nil, nil
+	})
+	if err != nil {
+		c.t.Fatal("the restarted broker did not start")
+	}
 }
 
 // runPod runs a pod to completion and returns its log.

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -22,25 +21,30 @@ import (
 var fruits = []string{"apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon"}
 
 // The seed's own step, done by the plugin: fill job1 with the 8 fruits from the laptop through a
-// port-forward, then check from inside the cluster, with the seed worker image's amqp tools.
+// port-forward, then check from inside the cluster, with the seed worker image's amqp tools, that
+// they are there and persistent: they survive the broker's restart. The classic queue (the seed's
+// `amqp-declare-queue -d`) proves the messages themselves are persistent, since a classic queue
+// drops transient messages on restart; quorum queues (the default) keep everything.
 func TestFillSeedFruitsThroughPortForward(t *testing.T) {
 	c := newCluster(t)
-	c.deployBroker()
+	c.deployDurableBroker()
 	items := writeFile(t, "items.txt", strings.Join(fruits, "\n")+"\n")
 
 	out := c.workqueue("", "fill", "job1", "--from-file", items)
 	if !strings.Contains(out, "published 8 items to queue job1 (all confirmed)") {
 		t.Fatalf("fill said:\n%s", out)
 	}
-	if ready, persistent := c.queueCounts("job1"); ready != 8 || persistent != 8 {
-		t.Fatalf("broker holds %d ready, %d persistent messages; want 8 and 8", ready, persistent)
+	c.workqueue("", "fill", "classic", "--queue-type", "classic", "--from-file", items)
+	if ready := c.queueReady("job1", 8); ready != 8 {
+		t.Fatalf("the broker holds %d ready messages in job1, want 8", ready)
 	}
 
-	script := `for i in 1 2 3 4 5 6 7 8; do amqp-get --url="$BROKER_URL" -q job1; echo; done; amqp-get --url="$BROKER_URL" -q job1; echo "empty exit $?"`
+	c.restartBroker()
+	script := `for q in job1 classic; do for i in 1 2 3 4 5 6 7 8; do amqp-get --url="$BROKER_URL" -q $q; echo; done; amqp-get --url="$BROKER_URL" -q $q; echo "$q empty: exit $?"; done`
 	logs := c.runPod("check", seedWorkerImage, map[string]string{"BROKER_URL": c.inClusterURL()}, "/bin/sh", "-c", script)
-	want := strings.Join(fruits, "\n") + "\nempty exit 2\n"
-	if logs != want {
-		t.Fatalf("in-cluster amqp-get read:\n%q\nwant:\n%q", logs, want)
+	list := strings.Join(fruits, "\n") + "\n"
+	if want := list + "job1 empty: exit 2\n" + list + "classic empty: exit 2\n"; logs != want {
+		t.Fatalf("after a broker restart, in-cluster amqp-get read:\n%q\nwant:\n%q", logs, want)
 	}
 }
 
@@ -66,15 +70,7 @@ func TestFillErrorsAreOneLineAndNameTheFix(t *testing.T) {
 // here, as a real deployment would on a volume, so what it confirmed survives the restart.
 func TestFillCutMidwayResumesWithoutLoss(t *testing.T) {
 	c := newCluster(t)
-	c.kubectl("label", "namespace", c.namespace, "pod-security.kubernetes.io/enforce=privileged")
-	c.applyFile("testdata/rabbitmq-service.yaml")
-	dataDir := "/var/tmp/wq-e2e-rabbitmq-" + c.namespace
-	t.Cleanup(func() { os.RemoveAll(dataDir) })
-	statefulSet := strings.Replace(readFile(t, "testdata/rabbitmq-statefulset-hostpath.yaml"), "DATA_DIR", dataDir, 1)
-	if out, err := c.kubectlStdin(statefulSet, "apply", "-f", "-"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	c.waitForPodReady("rabbitmq-0", 3*time.Minute)
+	c.deployDurableBroker()
 
 	const n = 300_000
 	var input strings.Builder
@@ -160,28 +156,29 @@ func (c *cluster) drainQueue(name string) []string {
 		c.t.Fatal(err)
 	}
 	defer amqpConn.Close()
+	total, err := queue.Depth(amqpConn, name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	ch, err := amqpConn.Channel()
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	var bodies []string
-	for {
-		msg, ok, err := ch.Get(name, true)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		if !ok {
-			return bodies
-		}
-		bodies = append(bodies, string(msg.Body))
+	if err := ch.Qos(2000, 0, false); err != nil {
+		c.t.Fatal(err)
 	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
+	deliveries, err := ch.Consume(name, "", true, false, false, false, nil)
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	return string(data)
+	bodies := make([]string, 0, total)
+	for len(bodies) < total {
+		select {
+		case d := <-deliveries:
+			bodies = append(bodies, string(d.Body))
+		case <-time.After(30 * time.Second):
+			c.t.Fatalf("queue %s: only %d of %d messages arrived", name, len(bodies), total)
+		}
+	}
+	return bodies
 }

@@ -68,7 +68,7 @@ func TestRunSeedScenario(t *testing.T) {
 	if !jobComplete(j) || *j.Spec.Completions != 8 || *j.Spec.Parallelism != 2 {
 		t.Fatalf("job %+v", j.Status)
 	}
-	if ready, _ := c.queueCounts("job1"); ready != 0 {
+	if ready := c.queueReady("job1", 0); ready != 0 {
 		t.Fatalf("%d items left", ready)
 	}
 	// The pods really ran the seed's worker on the fruits.
@@ -151,10 +151,10 @@ func TestRunFailingItemIsDeadLetteredAndNamed(t *testing.T) {
 	if n := len(regexp.MustCompile(`FAILED \(exit 1\)\s+"poison"`).FindAllString(out, -1)); n != 3 {
 		t.Errorf("poison was tried %d times, want 3 (--max-attempts default)", n)
 	}
-	if ready, _ := c.queueCounts("fails.failed"); ready != 1 {
+	if ready := c.queueReady("fails.failed", 1); ready != 1 {
 		t.Fatalf("fails.failed holds %d items, want 1", ready)
 	}
-	if ready, _ := c.queueCounts("fails"); ready != 0 {
+	if ready := c.queueReady("fails", 0); ready != 0 {
 		t.Fatalf("fails holds %d items, want 0", ready)
 	}
 	if j := c.job("fails"); !jobComplete(j) {
@@ -207,7 +207,7 @@ func TestRunWorkerPodDeletedMidItem(t *testing.T) {
 	if !strings.Contains(output.String(), "interrupted") || !strings.Contains(output.String(), "0 left in slow") {
 		t.Fatal("the interrupted item was not reported and redone")
 	}
-	if ready, _ := c.queueCounts("slow"); ready != 0 {
+	if ready := c.queueReady("slow", 0); ready != 0 {
 		t.Fatalf("%d items left", ready)
 	}
 }
