@@ -342,7 +342,7 @@ func describeJob(s job.Spec, state queueState) string {
 	if s.Mode == job.ModeDrain {
 		return fmt.Sprintf("%d pods draining queue %s (%d items ready)", s.Parallelism, s.Queue, state.ready)
 	}
-	return fmt.Sprintf("%d completions from queue %s, %d pods at a time", *s.Completions, s.Queue, s.Parallelism)
+	return fmt.Sprintf("%d completions from queue %s, %d %s at a time", *s.Completions, s.Queue, s.Parallelism, plural(int(s.Parallelism), "pod"))
 }
 
 func (o *RunOptions) readQueue(ctx context.Context) (queueState, error) {

@@ -1,0 +1,80 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestVersionAsAKubectlPlugin(t *testing.T) {
+	c := newCluster(t)
+	if out := c.workqueue("", "version"); !strings.HasPrefix(out, "kubectl-workqueue ") {
+		t.Fatalf("version printed %q", out)
+	}
+	out := c.workqueue("", "--help")
+	if !strings.Contains(out, "kubectl workqueue [command]") || !strings.Contains(out, "--kubeconfig") {
+		t.Fatalf("help does not read as a kubectl command with kubeconfig flags:\n%s", out)
+	}
+}
+
+// status, run --dry-run=server, run --detach, status --watch and delete, on one queue.
+func TestStatusDryRunDetachWatchAndDelete(t *testing.T) {
+	c := newCluster(t)
+	c.deployBroker()
+	c.fillItems("life", []string{"a", "b", "c"})
+
+	out := c.workqueue("", "status", "life")
+	if !strings.Contains(out, "Queue life: 3 ready, 0 in life.failed") || !strings.Contains(out, "Job life: none") {
+		t.Fatalf("status before run:\n%s", out)
+	}
+
+	// The API server itself accepts the generated Job, and nothing is created.
+	out = c.workqueue("", "run", "life", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
+		"--dry-run=server", "-o", "yaml", "--", "cat")
+	if !strings.Contains(out, "kind: Job") || !strings.Contains(out, "completions: 3") || strings.Contains(out, "guest") {
+		t.Fatalf("server dry run printed:\n%s", out)
+	}
+	if _, err := c.client.BatchV1().Jobs(c.namespace).Get(context.Background(), "life", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a dry run created the Job: %v", err)
+	}
+
+	out = c.workqueue("", "run", "life", "--detach", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage, "--", "cat")
+	if !strings.Contains(out, "job.batch/life created") || !strings.Contains(out, "kubectl workqueue status life --watch") {
+		t.Fatalf("run --detach printed:\n%s", out)
+	}
+	// A second run while the first is going is refused, and says what to do.
+	if _, stderr, err := c.run(context.Background(), "", "workqueue", "run", "life", "--image", busyboxImage, "--", "cat"); err == nil || !strings.Contains(stderr, "still running") {
+		t.Fatalf("a second run was not refused: %v %s", err, stderr)
+	}
+
+	out = c.workqueue("", "status", "life", "--watch")
+	if !strings.Contains(out, "Job life: Complete") || !strings.Contains(out, "all items of queue life processed") {
+		t.Fatalf("status --watch:\n%s", out)
+	}
+	out = c.workqueue("", "status", "life")
+	if !strings.Contains(out, "Queue life: 0 ready") || !strings.Contains(out, "Job life: Complete; pods 0 active, 3 succeeded") {
+		t.Fatalf("status after the run:\n%s", out)
+	}
+	// Finished: a rerun needs --replace.
+	if _, stderr, err := c.run(context.Background(), "", "workqueue", "run", "life", "--image", busyboxImage, "--allow-empty", "--", "cat"); err == nil || !strings.Contains(stderr, "--replace") {
+		t.Fatalf("a rerun of a finished Job without --replace: %v %s", err, stderr)
+	}
+
+	out = c.workqueue("", "delete", "life")
+	for _, want := range []string{"job.batch/life deleted", "queue life deleted (0 messages)", "queue life.failed deleted"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("delete printed:\n%s", out)
+		}
+	}
+	if _, err := c.client.CoreV1().Secrets(c.namespace).Get(context.Background(), "life-broker", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the Job's broker Secret survived delete: %v", err)
+	}
+	if _, stderr, err := c.run(context.Background(), "", "workqueue", "delete", "life"); err == nil || !strings.Contains(stderr, "nothing to delete") {
+		t.Fatalf("deleting twice: %v %s", err, stderr)
+	}
+}
