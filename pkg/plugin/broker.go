@@ -20,7 +20,7 @@ const (
 	// DefaultService is the broker Service of the seed's manifests.
 	DefaultService = "rabbitmq-service"
 	// CredentialsSecret holds the broker's username and password (keys "username" and "password")
-	// in the Job's namespace; `kubectl workqueue install` creates it. Without it the seed's
+	// in the Job's namespace, made by whoever deploys the broker. Without it the seed's
 	// guest:guest is used.
 	CredentialsSecret = "workqueue-broker"
 )

@@ -80,7 +80,7 @@ func getService(ctx context.Context, client kubernetes.Interface, namespace, ser
 	svc, err := client.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, classified(ErrServiceNotFound, nil,
-			"service %q not found in namespace %q: run \"kubectl workqueue install\" to deploy a broker there, or pass --service NAME (and -n NAMESPACE) to use another one",
+			"service %q not found in namespace %q: deploy a RabbitMQ broker behind a Service of that name (the README shows how), pass --service NAME (and -n NAMESPACE) to use another one, or --broker-url to connect directly",
 			service, namespace)
 	}
 	if err != nil {

@@ -205,7 +205,7 @@ func TestResolveServiceErrors(t *testing.T) {
 		contains []string
 	}{
 		{"service not found", "", nil, ErrServiceNotFound,
-			[]string{`service "rabbitmq-service" not found in namespace "work"`, "kubectl workqueue install", "--service"}},
+			[]string{`service "rabbitmq-service" not found in namespace "work"`, "deploy a RabbitMQ broker", "--service", "--broker-url"}},
 		{"service without selector", "", []runtime.Object{noSelector, ready}, ErrNoSelector,
 			[]string{"has no pod selector", "--broker-url"}},
 		{"no such port number", "5999", []runtime.Object{amqpOnly, ready}, ErrNoSuchPort,

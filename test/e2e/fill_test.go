@@ -55,7 +55,7 @@ func TestFillErrorsAreOneLineAndNameTheFix(t *testing.T) {
 		want string
 	}{
 		{[]string{"fill", "job1", "--item", "a"}, `service "rabbitmq-service" not found`},
-		{[]string{"fill", "job1", "--item", "a", "--service", "nope"}, `kubectl workqueue install`},
+		{[]string{"fill", "job1", "--item", "a", "--service", "nope"}, `pass --service NAME`},
 		{[]string{"fill", "amq.bad", "--item", "a"}, `reserves`},
 	} {
 		_, stderr, err := c.run(context.Background(), "", append([]string{"workqueue"}, tc.args...)...)
