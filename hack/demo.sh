@@ -18,6 +18,8 @@ say "building kubectl-workqueue and putting it on kubectl's PATH"
 make --no-print-directory build >&2
 export PATH="$PWD/bin:$PATH"
 k() { "$kubectl_bin" --kubeconfig "$kubeconfig" -n "$namespace" "$@"; }
+# kubectl takes no flags before a plugin's name: they go after it.
+wq() { "$kubectl_bin" workqueue --kubeconfig "$kubeconfig" -n "$namespace" "$@"; }
 
 say "a fresh namespace $namespace with the seed's broker (Service rabbitmq-service + StatefulSet)"
 "$kubectl_bin" --kubeconfig "$kubeconfig" delete namespace "$namespace" --ignore-not-found --wait >&2
@@ -26,10 +28,10 @@ k apply -f hack/demo/rabbitmq-service.yaml -f hack/demo/rabbitmq-statefulset.yam
 k rollout status statefulset/rabbitmq --timeout=180s >&2
 
 say "kubectl workqueue fill job1 --from-file hack/demo/items.txt"
-k workqueue fill job1 --from-file hack/demo/items.txt
+wq fill job1 --from-file hack/demo/items.txt
 
 say "kubectl workqueue run job1 --image localhost/workqueue/seed-worker:1 --parallelism 2   (the seed's image: amqp-consume -c 1 /worker.py)"
-k workqueue run job1 --image localhost/workqueue/seed-worker:1 --image-pull-policy Never --parallelism 2
+wq run job1 --image localhost/workqueue/seed-worker:1 --image-pull-policy Never --parallelism 2
 
 say "done. Look around with: $kubectl_bin --kubeconfig $kubeconfig -n $namespace get jobs,pods"
 say "stop the local cluster with: make cluster-down"

@@ -80,8 +80,12 @@ func credentials(ctx context.Context, getter ClientGetter, namespace string) (us
 // Each retry is reported on progress (io.Discard for none).
 func (f *brokerFlags) connect(ctx context.Context, getter ClientGetter, namespace string, progress io.Writer) (*broker, error) {
 	retry := queue.DefaultRetry
-	retry.OnRetry = func(err error, wait time.Duration) {
-		fmt.Fprintf(progress, "broker not reachable yet (%v); retrying in %s\n", err, wait)
+	told := false
+	retry.OnRetry = func(err error, _ time.Duration) {
+		if !told { // once: a starting broker fails the same way for a while
+			fmt.Fprintf(progress, "waiting for the broker to accept connections (%v)...\n", err)
+			told = true
+		}
 	}
 	if f.URL != "" {
 		var conn *amqp.Connection

@@ -86,8 +86,12 @@ func (o *jobWatcher) report(ctx context.Context, s tail.Summary, before queueSta
 	if brokerErr != nil {
 		fmt.Fprintf(w, "  Queue:        cannot be read: %v\n", brokerErr)
 	} else {
-		fmt.Fprintf(w, "  Items:        %d processed, %d failed attempts, %d dead-lettered to %s, %d left in %s\n",
-			s.ItemsDone, s.ItemsFailed, deadLettered, queue.DeadLetterName(o.queue), after.ready, o.queue)
+		processed := "not reported by the pods (their image consumes the queue itself)"
+		if agentReported(s) {
+			processed = fmt.Sprintf("%d processed, %d failed attempts", s.ItemsDone, s.ItemsFailed)
+		}
+		fmt.Fprintf(w, "  Items:        %s; %d dead-lettered to %s, %d left in %s\n",
+			processed, deadLettered, queue.DeadLetterName(o.queue), after.ready, o.queue)
 	}
 
 	var problems []string
@@ -108,6 +112,16 @@ func (o *jobWatcher) report(ctx context.Context, s tail.Summary, before queueSta
 	}
 	fmt.Fprintf(o.Out, "all items of queue %s processed\n", o.queue)
 	return nil
+}
+
+// agentReported tells whether any pod ran the agent, which reports its items.
+func agentReported(s tail.Summary) bool {
+	for _, r := range s.Results {
+		if r.Outcome != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // namedFailures lists the items whose last attempt failed, as the agents reported them.
