@@ -246,9 +246,8 @@ func (s *literalThenReader) Next() (items.Item, error) {
 
 // peeked lets Run look at the first item before connecting, so empty input fails fast.
 type peeked struct {
-	first   *items.Item
-	firstOK bool
-	src     queue.Source
+	first *items.Item
+	src   queue.Source
 }
 
 func (p *peeked) Next() (items.Item, error) {

@@ -7,12 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/runtime"
-
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 )
-
-type runtimeObject = runtime.Object
 
 func queueExists(t *testing.T, name string) bool {
 	t.Helper()

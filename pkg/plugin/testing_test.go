@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
@@ -28,7 +29,7 @@ type fakeGetter struct {
 	namespace string
 }
 
-func newFakeGetter(objects ...runtimeObject) *fakeGetter {
+func newFakeGetter(objects ...runtime.Object) *fakeGetter {
 	return &fakeGetter{client: fake.NewClientset(objects...), namespace: "test-ns"}
 }
 
