@@ -3,16 +3,29 @@
 # process per item with prefetch 1, on the same broker and the same items, in one invocation.
 # Prints items/s for both and the ratio (agent / amqp-consume; the target is at least 1.0).
 #
-#   hack/bench-agent.sh                      1000 items per round, command: cat
-#   ITEMS=5000 ROUNDS=3 hack/bench-agent.sh
+# By default it measures two commands: `cat`, the cheapest possible command, so the ratio shows
+# each tool's own per-item cost, and the seed's worker.py without its sleep (hack/bench-worker.py),
+# a small real worker.
+#
+#   hack/bench-agent.sh                       both commands
+#   ITEMS=5000 ROUNDS=3 COMMAND=cat hack/bench-agent.sh
 #   COMMAND="sleep 0.01" hack/bench-agent.sh  any command, split on spaces, no shell
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 hack/rabbitmq.sh start
 export WORKQUEUE_TEST_AMQP_URL="${WORKQUEUE_TEST_AMQP_URL:-$(hack/rabbitmq.sh url)}"
-export WORKQUEUE_BENCH_ITEMS="${ITEMS:-1000}"
-export WORKQUEUE_BENCH_COMMAND="${COMMAND:-cat}"
 
-go test -run '^$' -bench 'BenchmarkDrainRateVersusAmqpConsume' -benchtime "${ROUNDS:-1}x" -count 1 ./pkg/agent |
-  grep -E 'items/s|^(ok|FAIL)'
+bench() { # ITEMS COMMAND
+  WORKQUEUE_BENCH_ITEMS="$1" WORKQUEUE_BENCH_COMMAND="$2" \
+    go test -run '^$' -bench 'BenchmarkDrainRateVersusAmqpConsume' -benchtime "${ROUNDS:-1}x" -count 1 ./pkg/agent |
+    grep -E 'items/s|^(ok|FAIL)'
+}
+
+if [ -n "${COMMAND:-}" ]; then
+  bench "${ITEMS:-1000}" "$COMMAND"
+  exit
+fi
+bench "${ITEMS:-1000}" cat
+python="$(command -v /usr/bin/python3 || command -v python3)"
+bench "${ITEMS:-200}" "$python $PWD/hack/bench-worker.py"
