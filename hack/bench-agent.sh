@@ -12,6 +12,9 @@
 #   COMMAND="sleep 0.01" hack/bench-agent.sh  any command, split on spaces, no shell
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
 
 hack/rabbitmq.sh start
 export WORKQUEUE_TEST_AMQP_URL="${WORKQUEUE_TEST_AMQP_URL:-$(hack/rabbitmq.sh url)}"

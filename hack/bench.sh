@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against the seed's own tools, each in one run on the same local broker, printed as
-# ratios: fill vs amqp-publish, and (when present) the agent vs amqp-consume.
+# ratios: fill vs amqp-publish, and the agent vs amqp-consume (hack/bench-agent.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
@@ -8,4 +8,5 @@ if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
 fi
 hack/rabbitmq.sh start
 export WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url)"
-go test -run '^$' -bench . -benchtime 1x -timeout 30m ./test/bench/ ./pkg/agent/
+go test -run '^$' -bench . -benchtime 1x -timeout 30m ./test/bench/
+hack/bench-agent.sh
