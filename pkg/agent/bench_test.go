@@ -17,7 +17,8 @@ import (
 // BenchmarkDrainRateVersusAmqpConsume drains the same items from the same broker with the agent
 // binary (drain mode) and with `amqp-consume -p 1 -c N` (the seed's tool), both starting one
 // process per item with prefetch 1, and reports both rates and their ratio (agent/amqp-consume;
-// the target is at least 1.0). WORKQUEUE_BENCH_ITEMS sets how many items each drains per
+// the target is at least 1.0). A third contender, hack/agentfloor, shows how close any Go agent
+// can come: the same loop stripped to amqp-consume's work on one thread. WORKQUEUE_BENCH_ITEMS sets how many items each drains per
 // iteration (default 1000, in two rounds); WORKQUEUE_BENCH_COMMAND sets the command, split on
 // spaces (default cat, its output discarded; not true: amqp-consume dies of SIGPIPE when a command
 // exits without reading its item).
@@ -50,6 +51,13 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build the agent: %v\n%s", err, out)
+	}
+	// The floor: the same loop stripped to amqp-consume's work, in Go (hack/agentfloor).
+	floorBinary := filepath.Join(b.TempDir(), "agentfloor")
+	build = exec.Command("go", "build", "-o", floorBinary, "../../hack/agentfloor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build hack/agentfloor: %v\n%s", err, out)
 	}
 	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -103,32 +111,50 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				}
 				return elapsed
 			}
-			var agentTime, consumeTime time.Duration
+			drainWithFloor := func() time.Duration {
+				floor := exec.Command(floorBinary, brokerURL, queue, strconv.Itoa(len(messages)))
+				floor.Args = append(floor.Args, command...)
+				floor.Stdout, floor.Stderr = devNull, devNull
+				start := time.Now()
+				err := floor.Run()
+				elapsed := time.Since(start)
+				if err != nil {
+					b.Fatalf("agentfloor: %v", err)
+				}
+				return elapsed
+			}
+			const agent, amqpConsume, floor = 0, 1, 2
+			var elapsed [3]time.Duration
 			b.ResetTimer()
 			for range b.N {
-				// Rounds in the order agent, amqp-consume, amqp-consume, agent, so that a load
-				// that changes during the run (the machine may be shared) weighs on both alike.
-				for _, agentTurn := range []bool{true, false, false, true} {
+				// Rounds in a mirrored order, so that a load that changes during the run (the
+				// machine may be shared) weighs on all three alike.
+				for _, turn := range []int{agent, amqpConsume, floor, floor, amqpConsume, agent} {
 					b.StopTimer()
 					publish(b, queue, messages...)
 					b.StartTimer()
-					if agentTurn {
-						agentTime += drainWithAgent()
-					} else {
-						consumeTime += drainWithAmqpConsume()
+					switch turn {
+					case agent:
+						elapsed[turn] += drainWithAgent()
+					case amqpConsume:
+						elapsed[turn] += drainWithAmqpConsume()
+					case floor:
+						elapsed[turn] += drainWithFloor()
 					}
 				}
 			}
 			b.StopTimer()
 			items := 2 * len(messages) * b.N
-			agentRate := float64(items) / agentTime.Seconds()
-			consumeRate := float64(items) / consumeTime.Seconds()
+			agentRate := float64(items) / elapsed[agent].Seconds()
+			consumeRate := float64(items) / elapsed[amqpConsume].Seconds()
+			floorRate := float64(items) / elapsed[floor].Seconds()
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(agentRate, "agent-items/s")
 			b.ReportMetric(consumeRate, "amqp-consume-items/s")
 			b.ReportMetric(agentRate/consumeRate, "ratio")
-			b.Logf("%s queue, %d items, command %q: agent %.0f items/s, amqp-consume -p 1 %.0f items/s, ratio %.2fx",
-				spec.name, items, command, agentRate, consumeRate, agentRate/consumeRate)
+			b.ReportMetric(floorRate/consumeRate, "floor-ratio")
+			b.Logf("%s queue, %d items, command %q: agent %.0f items/s, amqp-consume -p 1 %.0f items/s, ratio %.2fx; Go floor (hack/agentfloor) %.0f items/s, %.2fx",
+				spec.name, items, command, agentRate, consumeRate, agentRate/consumeRate, floorRate, floorRate/consumeRate)
 		})
 	}
 }
