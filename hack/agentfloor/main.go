@@ -2,7 +2,7 @@
 // stripped to what amqp-consume does, on one locked OS thread with blocking system calls and a
 // hand-written AMQP 0-9-1 consumer (prefetch 1, ack after exit 0, one process per item, no
 // amqp091-go, no goroutines on the path). It is a measuring stick for BENCHMARKS.md, not a
-// client: no TLS, heartbeats, reconnects, timeouts or signals.
+// client: no TLS, virtual hosts, heartbeats, reconnects, timeouts or signals.
 //
 //	agentfloor amqp://guest:guest@127.0.0.1:5672 QUEUE COUNT COMMAND [ARG...]
 package main

@@ -18,8 +18,8 @@ import (
 // binary (drain mode) and with `amqp-consume -p 1 -c N` (the seed's tool), both starting one
 // process per item with prefetch 1, and reports both rates and their ratio (agent/amqp-consume;
 // the target is at least 1.0). A third contender, hack/agentfloor, shows how close any Go agent
-// can come: the same loop stripped to amqp-consume's work on one thread. WORKQUEUE_BENCH_ITEMS sets how many items each drains per
-// iteration (default 1000, in two rounds); WORKQUEUE_BENCH_COMMAND sets the command, split on
+// can come: the same loop stripped to amqp-consume's work on one thread. WORKQUEUE_BENCH_ITEMS
+// sets how many items each drains per iteration (default 1000, in two rounds); WORKQUEUE_BENCH_COMMAND sets the command, split on
 // spaces (default cat, its output discarded; not true: amqp-consume dies of SIGPIPE when a command
 // exits without reading its item).
 //
@@ -120,6 +120,9 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				elapsed := time.Since(start)
 				if err != nil {
 					b.Fatalf("agentfloor: %v", err)
+				}
+				if n := readyCount(b, queue); n != 0 {
+					b.Fatalf("agentfloor left %d items", n)
 				}
 				return elapsed
 			}
