@@ -30,7 +30,8 @@ const (
 	AnnotationQueue = "workqueue.kubectl.io/queue"
 	AnnotationMode  = "workqueue.kubectl.io/mode"
 
-	managedByValue = "kubectl-workqueue"
+	// ManagedBy is the value of LabelManagedBy on everything the plugin creates.
+	ManagedBy = "kubectl-workqueue"
 )
 
 var reservedLabelKeys = []string{LabelManagedBy, LabelQueue, LabelJob}
@@ -52,7 +53,7 @@ const (
 
 // Selector returns the label selector of the pods of the Job named name.
 func Selector(name string) string {
-	return labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue, LabelJob: name}).String()
+	return labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy, LabelJob: name}).String()
 }
 
 // QueueLabelValue returns the value of the queue label for a queue: the name itself when it is a
@@ -97,7 +98,7 @@ func Build(s Spec) (*batchv1ac.JobApplyConfiguration, error) {
 	for k, v := range s.Labels {
 		jobLabels[k] = v
 	}
-	jobLabels[LabelManagedBy] = managedByValue
+	jobLabels[LabelManagedBy] = ManagedBy
 	jobLabels[LabelQueue] = QueueLabelValue(s.Queue)
 	jobLabels[LabelJob] = s.Name
 

@@ -14,15 +14,16 @@ import (
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/portforward"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
 )
 
 const (
 	// DefaultService is the broker Service of the seed's manifests.
-	DefaultService = "rabbitmq-service"
+	DefaultService = rabbitmq.DefaultService
 	// CredentialsSecret holds the broker's username and password (keys "username" and "password")
-	// in the Job's namespace, made by whoever deploys the broker. Without it the seed's
-	// guest:guest is used.
-	CredentialsSecret = "workqueue-broker"
+	// in the Job's namespace, made by `broker install` or whoever deploys the broker. Without it
+	// the seed's guest:guest is used.
+	CredentialsSecret = rabbitmq.CredentialsSecret
 )
 
 // brokerFlags say how to reach the broker; every command that talks to it shares them.
@@ -68,7 +69,7 @@ func credentials(ctx context.Context, getter ClientGetter, namespace string) (us
 	case err != nil:
 		return "", "", fmt.Errorf("read the broker credentials from Secret %s/%s: %w", namespace, CredentialsSecret, err)
 	}
-	username, password = string(secret.Data["username"]), string(secret.Data["password"])
+	username, password = string(secret.Data[rabbitmq.UsernameKey]), string(secret.Data[rabbitmq.PasswordKey])
 	if username == "" || password == "" {
 		return "", "", fmt.Errorf("Secret %s/%s must have the keys username and password", namespace, CredentialsSecret)
 	}

@@ -223,10 +223,8 @@ func (o *RunOptions) Validate() error {
 	if o.Completions >= 0 && o.Mode == string(job.ModeDrain) {
 		return errors.New("--completions has no meaning with --mode drain: drain pods finish when the queue stays empty")
 	}
-	switch o.ImagePullPolicy {
-	case "", string(corev1.PullAlways), string(corev1.PullIfNotPresent), string(corev1.PullNever):
-	default:
-		return fmt.Errorf("--image-pull-policy %q is not Always, IfNotPresent or Never", o.ImagePullPolicy)
+	if err := validatePullPolicy(o.ImagePullPolicy); err != nil {
+		return err
 	}
 	// The Job's own checks, with a stand-in count until the queue is read.
 	probe := o.spec

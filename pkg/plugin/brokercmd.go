@@ -1,0 +1,356 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
+)
+
+// NewCmdBroker builds `kubectl workqueue broker`, which deploys and removes the RabbitMQ the
+// other commands use.
+func NewCmdBroker(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Install or uninstall the RabbitMQ broker that holds the queues",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(NewCmdBrokerInstall(streams, getter), NewCmdBrokerUninstall(streams, getter))
+	return cmd
+}
+
+// BrokerInstallOptions holds what `kubectl workqueue broker install` needs.
+type BrokerInstallOptions struct {
+	Name            string
+	Service         string
+	Image           string
+	ImagePullPolicy string
+	StorageSize     string
+	StorageClass    string
+	Ephemeral       bool
+	Requests        string
+	Limits          string
+	Wait            bool
+	Timeout         time.Duration
+	DryRun          string
+
+	PrintFlags *genericclioptions.PrintFlags
+	printer    printers.ResourcePrinter
+	spec       rabbitmq.Spec
+	getter     ClientGetter
+	genericiooptions.IOStreams
+}
+
+// Defaults of the broker's container: enough for queues of a few million short items.
+const (
+	defaultBrokerRequests = "cpu=250m,memory=512Mi"
+	defaultBrokerLimits   = "memory=1Gi"
+)
+
+// NewCmdBrokerInstall builds `kubectl workqueue broker install`.
+func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.Command {
+	o := &BrokerInstallOptions{
+		IOStreams:   streams,
+		getter:      getter,
+		Name:        rabbitmq.DefaultName,
+		Service:     rabbitmq.DefaultService,
+		Image:       rabbitmq.DefaultImage,
+		StorageSize: rabbitmq.DefaultStorageSize.String(),
+		Requests:    defaultBrokerRequests,
+		Limits:      defaultBrokerLimits,
+		Wait:        true,
+		Timeout:     5 * time.Minute,
+		DryRun:      "none",
+		PrintFlags:  genericclioptions.NewPrintFlags("applied").WithTypeSetter(scheme.Scheme),
+	}
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Deploy a single-node RabbitMQ in the namespace, with generated credentials",
+		Long:  `Deploy RabbitMQ as Kubernetes' work-queue example does (Service rabbitmq-service, StatefulSet rabbitmq), with what the example leaves out: a data volume, a readiness probe, resource limits RabbitMQ knows of, and a generated password in Secret ` + rabbitmq.CredentialsSecret + ` instead of guest:guest. fill, run, status and delete find it without flags. Running it again updates the broker and keeps its credentials.`,
+		Example: examples(`
+			# The broker for this namespace's queues, its data on a 1Gi volume
+			kubectl workqueue broker install
+
+			# A throwaway broker whose data lives as long as its pod (no volume needed)
+			kubectl workqueue broker install --ephemeral
+
+			# See what would be created
+			kubectl workqueue broker install --dry-run=client -o yaml`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Name, "name", o.Name, "The StatefulSet's name; its pod is NAME-0")
+	f.StringVar(&o.Service, "service", o.Service, "The Service's name, which the other commands reach with --service")
+	f.StringVar(&o.Image, "image", o.Image, "The RabbitMQ image (3.9 or later)")
+	f.StringVar(&o.ImagePullPolicy, "image-pull-policy", "", "Always, IfNotPresent or Never (default: the cluster's)")
+	f.StringVar(&o.StorageSize, "storage-size", o.StorageSize, "The size of the data volume")
+	f.StringVar(&o.StorageClass, "storage-class", "", "The data volume's StorageClass (default: the cluster's default class)")
+	f.BoolVar(&o.Ephemeral, "ephemeral", false, "Keep the data in an emptyDir: queues are lost when the pod is")
+	f.StringVar(&o.Requests, "requests", o.Requests, "Resource requests of the broker")
+	f.StringVar(&o.Limits, "limits", o.Limits, "Resource limits of the broker; RabbitMQ is told 80% of the memory limit is its to use")
+	f.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the broker accepts the credentials")
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the broker")
+	f.StringVar(&o.DryRun, "dry-run", o.DryRun, `"client" prints the Service and StatefulSet without sending them; "server" has the API server check them`)
+	o.PrintFlags.AddFlags(cmd)
+	return cmd
+}
+
+// Complete turns the flags into a rabbitmq.Spec.
+func (o *BrokerInstallOptions) Complete(cmd *cobra.Command) error {
+	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return err
+	}
+	if o.DryRun != "none" && !cmd.Flags().Changed("output") {
+		o.PrintFlags.Complete("%s (dry run)")
+	}
+	if o.printer, err = o.PrintFlags.ToPrinter(); err != nil {
+		return err
+	}
+	if o.Ephemeral && cmd.Flags().Changed("storage-size") {
+		return errors.New("--ephemeral keeps no volume: leave out --storage-size")
+	}
+	var size resource.Quantity
+	if !o.Ephemeral {
+		if size, err = resource.ParseQuantity(o.StorageSize); err != nil || size.Sign() <= 0 {
+			return fmt.Errorf("--storage-size %q is not a size such as 1Gi (for no volume, pass --ephemeral)", o.StorageSize)
+		}
+	}
+	requests, err := parseResources("--requests", o.Requests)
+	if err != nil {
+		return err
+	}
+	limits, err := parseResources("--limits", o.Limits)
+	if err != nil {
+		return err
+	}
+	o.spec = rabbitmq.Spec{
+		Namespace:       namespace,
+		Name:            o.Name,
+		Service:         o.Service,
+		Image:           o.Image,
+		ImagePullPolicy: corev1.PullPolicy(o.ImagePullPolicy),
+		StorageSize:     size,
+		StorageClass:    o.StorageClass,
+		Requests:        requests,
+		Limits:          limits,
+	}.WithDefaults()
+	return nil
+}
+
+// Validate checks everything that can be checked before touching the cluster.
+func (o *BrokerInstallOptions) Validate() error {
+	switch o.DryRun {
+	case "none", "client", "server":
+	default:
+		return fmt.Errorf(`--dry-run must be "none", "client" or "server", not %q`, o.DryRun)
+	}
+	if err := validatePullPolicy(o.ImagePullPolicy); err != nil {
+		return err
+	}
+	return o.spec.Validate()
+}
+
+func validatePullPolicy(policy string) error {
+	switch corev1.PullPolicy(policy) {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+		return nil
+	}
+	return fmt.Errorf("--image-pull-policy %q is not Always, IfNotPresent or Never", policy)
+}
+
+// Run installs the broker and waits until it accepts the generated credentials.
+func (o *BrokerInstallOptions) Run(ctx context.Context) error {
+	objects, err := rabbitmq.Build(o.spec)
+	if err != nil {
+		return err
+	}
+	if o.DryRun == "client" {
+		fmt.Fprintf(o.ErrOut, "not shown: Secret %s, created with a generated password when it does not exist\n", rabbitmq.CredentialsSecret)
+		if err := o.printer.PrintObj(typed(objects.Service, &corev1.Service{}, corev1.SchemeGroupVersion.WithKind("Service")), o.Out); err != nil {
+			return err
+		}
+		return o.printer.PrintObj(typed(objects.StatefulSet, &appsv1.StatefulSet{}, appsv1.SchemeGroupVersion.WithKind("StatefulSet")), o.Out)
+	}
+	client, err := o.getter.KubernetesClientSet()
+	if err != nil {
+		return err
+	}
+	if o.DryRun == "server" {
+		return o.serverDryRun(ctx, client, objects)
+	}
+
+	result, err := rabbitmq.Install(ctx, client, o.spec)
+	var notOurs *rabbitmq.NotOursError
+	if errors.As(err, &notOurs) {
+		return fmt.Errorf("%w: fill and run use a broker deployed by hand as it is (pass them --service); to install another one here, pass --name and --service", err)
+	}
+	if err != nil {
+		return err
+	}
+	if result.SecretCreated {
+		fmt.Fprintf(o.Out, "secret/%s created (user %s, generated password)\n", o.spec.Secret, rabbitmq.DefaultUsername)
+	} else {
+		fmt.Fprintf(o.Out, "secret/%s exists: the broker uses its credentials\n", o.spec.Secret)
+	}
+	fmt.Fprintf(o.Out, "service/%s applied\nstatefulset.apps/%s applied\n", o.spec.Service, o.spec.Name)
+	if !o.Wait {
+		return nil
+	}
+	return o.waitUntilServing(ctx, client)
+}
+
+func (o *BrokerInstallOptions) serverDryRun(ctx context.Context, client kubernetes.Interface, objects rabbitmq.Objects) error {
+	options := metav1.ApplyOptions{FieldManager: job.FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}}
+	service, err := client.CoreV1().Services(o.spec.Namespace).Apply(ctx, objects.Service, options)
+	if err != nil {
+		return fmt.Errorf("the API server rejected the Service: %w", err)
+	}
+	set, err := client.AppsV1().StatefulSets(o.spec.Namespace).Apply(ctx, objects.StatefulSet, options)
+	if err != nil {
+		return fmt.Errorf("the API server rejected the StatefulSet: %w", err)
+	}
+	if err := o.printer.PrintObj(service, o.Out); err != nil {
+		return err
+	}
+	return o.printer.PrintObj(set, o.Out)
+}
+
+// waitUntilServing waits for the pod to be ready, then logs in through a port-forward with the
+// Secret's credentials: ready is only a listening port, the login proves the broker serves.
+func (o *BrokerInstallOptions) waitUntilServing(ctx context.Context, client kubernetes.Interface) error {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	pod := o.spec.Name + "-0"
+	fmt.Fprintf(o.ErrOut, "waiting for pod %s to be ready...\n", pod)
+	lastProblem := ""
+	for {
+		status, err := rabbitmq.CheckStatus(ctx, client, o.spec)
+		if err != nil {
+			return err
+		}
+		if status.Ready {
+			break
+		}
+		if status.Problem != "" && status.Problem != lastProblem {
+			fmt.Fprintln(o.ErrOut, status.Problem)
+			lastProblem = status.Problem
+		}
+		if status.Fatal {
+			return fmt.Errorf("the broker cannot start: %s", status.Problem)
+		}
+		select {
+		case <-ctx.Done():
+			hint := ""
+			if lastProblem != "" {
+				hint = " (" + lastProblem + ")"
+			}
+			return fmt.Errorf("the broker was not ready within %s%s: see `kubectl describe pod %s`; it keeps starting in the background", o.Timeout, hint, pod)
+		case <-time.After(2 * time.Second):
+		}
+	}
+
+	flags := brokerFlags{Service: o.spec.Service}
+	b, err := flags.connect(ctx, o.getter, o.spec.Namespace, o.ErrOut)
+	if err != nil {
+		return fmt.Errorf("the broker is running but did not accept the credentials of Secret %s: %w", o.spec.Secret, err)
+	}
+	defer b.Close()
+	version, _ := b.Conn.Properties["version"].(string)
+	fmt.Fprintf(o.Out, "broker ready: RabbitMQ %s, %s; fill and run use it with the credentials in Secret %s\n", version, b.Via, o.spec.Secret)
+	return nil
+}
+
+// typed turns an apply configuration into the typed object printers take.
+func typed[T runtime.Object](applyConfig any, object T, kind schema.GroupVersionKind) T {
+	data, _ := json.Marshal(applyConfig)
+	json.Unmarshal(data, object)
+	object.GetObjectKind().SetGroupVersionKind(kind)
+	return object
+}
+
+// BrokerUninstallOptions holds what `kubectl workqueue broker uninstall` needs.
+type BrokerUninstallOptions struct {
+	Name       string
+	Service    string
+	DeleteData bool
+
+	getter ClientGetter
+	genericiooptions.IOStreams
+}
+
+// NewCmdBrokerUninstall builds `kubectl workqueue broker uninstall`.
+func NewCmdBrokerUninstall(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.Command {
+	o := &BrokerUninstallOptions{IOStreams: streams, getter: getter, Name: rabbitmq.DefaultName, Service: rabbitmq.DefaultService}
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Remove the broker that `broker install` deployed; its data volume only with --delete-data",
+		Example: examples(`
+			# Remove the broker, keeping its data volume for a later install
+			kubectl workqueue broker uninstall
+
+			# Remove the broker and every queue it held
+			kubectl workqueue broker uninstall --delete-data`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.Name, "name", o.Name, "The StatefulSet's name, as given to install")
+	cmd.Flags().StringVar(&o.Service, "service", o.Service, "The Service's name, as given to install")
+	cmd.Flags().BoolVar(&o.DeleteData, "delete-data", false, "Also delete the data volume's claim, and with it every queue")
+	return cmd
+}
+
+// Run deletes what install made and says what it kept.
+func (o *BrokerUninstallOptions) Run(ctx context.Context) error {
+	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return err
+	}
+	client, err := o.getter.KubernetesClientSet()
+	if err != nil {
+		return err
+	}
+	spec := rabbitmq.Spec{Namespace: namespace, Name: o.Name, Service: o.Service}.WithDefaults()
+	result, err := rabbitmq.Uninstall(ctx, client, spec, o.DeleteData)
+	for _, name := range result.Deleted {
+		fmt.Fprintf(o.Out, "%s deleted\n", name)
+	}
+	for _, kept := range result.Kept {
+		fmt.Fprintf(o.ErrOut, "kept %s\n", kept)
+	}
+	if err != nil {
+		return err
+	}
+	if len(result.Deleted) == 0 {
+		return fmt.Errorf("no broker installed by kubectl workqueue in namespace %s (StatefulSet %s, Service %s)", namespace, o.Name, o.Service)
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+// Package rabbitmq deploys the RabbitMQ that Kubernetes' work-queue example makes users copy by
+// hand: a Service named as in the example (rabbitmq-service), a single-node StatefulSet, and a
+// Secret with generated credentials that every command of the plugin reads. It takes a
+// kubernetes.Interface and knows nothing of cobra.
+package rabbitmq
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+)
+
+const (
+	DefaultName    = "rabbitmq"
+	DefaultService = "rabbitmq-service"
+	DefaultImage   = "rabbitmq:4"
+	// CredentialsSecret holds the broker's username and password; the broker reads them at its
+	// first start and the plugin's commands whenever they connect.
+	CredentialsSecret = "workqueue-broker"
+	UsernameKey       = "username"
+	PasswordKey       = "password"
+	DefaultUsername   = "workqueue"
+
+	ContainerName = "rabbitmq"
+	AMQPPort      = 5672
+	amqpPortName  = "amqp"
+	dataVolume    = "data"
+	dataPath      = "/var/lib/rabbitmq"
+	// rabbitmqGroup owns the rabbitmq user in the official image. A claimed volume is made
+	// writable for it, since the broker does not run as root.
+	rabbitmqGroup int64 = 999
+	// memoryShare of the container's memory limit is what RabbitMQ is told it has. It cannot
+	// read cgroup limits reliably, and sized from the node's memory its memory alarm would fire
+	// only after the container was OOM-killed. RabbitMQ's own cluster operator uses 80%.
+	memoryShare = 0.8
+)
+
+// DefaultStorageSize is the data volume's size unless told otherwise.
+var DefaultStorageSize = resource.MustParse("1Gi")
+
+// Spec says which broker to deploy.
+type Spec struct {
+	Namespace string
+	// Name is the StatefulSet's; its pod is Name-0.
+	Name    string
+	Service string
+	Secret  string
+	Image   string
+	// ImagePullPolicy may be empty: the cluster's default.
+	ImagePullPolicy corev1.PullPolicy
+	// StorageSize is the size of the claimed data volume; zero keeps the data in an emptyDir,
+	// which lives only as long as the pod.
+	StorageSize resource.Quantity
+	// StorageClass may be empty: the cluster's default class.
+	StorageClass string
+	Requests     corev1.ResourceList
+	Limits       corev1.ResourceList
+}
+
+// WithDefaults fills in the names and image left empty.
+func (s Spec) WithDefaults() Spec {
+	if s.Name == "" {
+		s.Name = DefaultName
+	}
+	if s.Service == "" {
+		s.Service = DefaultService
+	}
+	if s.Secret == "" {
+		s.Secret = CredentialsSecret
+	}
+	if s.Image == "" {
+		s.Image = DefaultImage
+	}
+	return s
+}
+
+// Validate reports everything wrong with the spec at once.
+func (s Spec) Validate() error {
+	var problems []string
+	for _, name := range []struct{ what, value string }{{"the StatefulSet name", s.Name}, {"the Secret name", s.Secret}} {
+		if errs := validation.IsDNS1123Subdomain(name.value); len(errs) > 0 {
+			problems = append(problems, fmt.Sprintf("%s %q is invalid: %s", name.what, name.value, strings.Join(errs, ", ")))
+		}
+	}
+	// The pod's name, Name-0, is also its hostname: it must be a DNS label.
+	if errs := validation.IsDNS1123Label(s.Name + "-0"); len(errs) > 0 && len(s.Name) > 0 {
+		problems = append(problems, fmt.Sprintf("the StatefulSet name %q is too long for its pod's hostname: %s", s.Name, strings.Join(errs, ", ")))
+	}
+	if errs := validation.IsDNS1035Label(s.Service); len(errs) > 0 {
+		problems = append(problems, fmt.Sprintf("the Service name %q is invalid: %s", s.Service, strings.Join(errs, ", ")))
+	}
+	if strings.TrimSpace(s.Image) == "" {
+		problems = append(problems, "the image is empty")
+	}
+	if s.StorageSize.Sign() < 0 {
+		problems = append(problems, "the storage size is negative")
+	}
+	for name, limit := range s.Limits {
+		if request, ok := s.Requests[name]; ok && request.Cmp(limit) > 0 {
+			problems = append(problems, fmt.Sprintf("the %s request %s is above its limit %s", name, request.String(), limit.String()))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Objects are what Build makes, ready for server-side apply.
+type Objects struct {
+	Service     *corev1ac.ServiceApplyConfiguration
+	StatefulSet *appsv1ac.StatefulSetApplyConfiguration
+}
+
+// Labels returns the labels of the broker's objects and pods.
+func Labels(name string) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":     "rabbitmq",
+		"app.kubernetes.io/instance": name,
+		job.LabelManagedBy:           job.ManagedBy,
+	}
+}
+
+// selector picks the broker's pods; a StatefulSet's selector can never change, so it holds
+// only labels that never will.
+func selector(name string) map[string]string {
+	return map[string]string{"app.kubernetes.io/name": "rabbitmq", "app.kubernetes.io/instance": name}
+}
+
+// DataClaimName is the PersistentVolumeClaim the StatefulSet makes for its only pod.
+func DataClaimName(name string) string { return dataVolume + "-" + name + "-0" }
+
+// Build makes the Service and StatefulSet for s, which must have its defaults.
+func Build(s Spec) (Objects, error) {
+	if err := s.Validate(); err != nil {
+		return Objects{}, err
+	}
+	labels := Labels(s.Name)
+	service := corev1ac.Service(s.Service, s.Namespace).
+		WithLabels(labels).
+		WithSpec(corev1ac.ServiceSpec().
+			WithSelector(selector(s.Name)).
+			WithPorts(corev1ac.ServicePort().
+				WithName(amqpPortName).
+				WithPort(AMQPPort).
+				WithTargetPort(intstr.FromString(amqpPortName))))
+
+	container := corev1ac.Container().
+		WithName(ContainerName).
+		WithImage(s.Image).
+		WithPorts(corev1ac.ContainerPort().WithName(amqpPortName).WithContainerPort(AMQPPort)).
+		WithEnv(env(s)...).
+		// Ready means accepting AMQP connections; RabbitMQ opens its listener last.
+		WithReadinessProbe(corev1ac.Probe().
+			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString(amqpPortName))).
+			WithInitialDelaySeconds(5).
+			WithPeriodSeconds(5)).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolume).WithMountPath(dataPath))
+	if s.ImagePullPolicy != "" {
+		container.WithImagePullPolicy(s.ImagePullPolicy)
+	}
+	if len(s.Requests) > 0 || len(s.Limits) > 0 {
+		resources := corev1ac.ResourceRequirements()
+		if len(s.Requests) > 0 {
+			resources.WithRequests(s.Requests)
+		}
+		if len(s.Limits) > 0 {
+			resources.WithLimits(s.Limits)
+		}
+		container.WithResources(resources)
+	}
+
+	pod := corev1ac.PodSpec().
+		WithContainers(container).
+		// Time for the broker to write its queues' state before it is killed.
+		WithTerminationGracePeriodSeconds(60)
+	statefulSet := appsv1ac.StatefulSetSpec().
+		WithReplicas(1).
+		WithServiceName(s.Service).
+		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selector(s.Name)))
+	if s.StorageSize.IsZero() {
+		pod.WithVolumes(corev1ac.Volume().WithName(dataVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()))
+	} else {
+		pod.WithSecurityContext(corev1ac.PodSecurityContext().WithFSGroup(rabbitmqGroup))
+		claim := corev1ac.PersistentVolumeClaimSpec().
+			WithAccessModes(corev1.ReadWriteOnce).
+			WithResources(corev1ac.VolumeResourceRequirements().
+				WithRequests(corev1.ResourceList{corev1.ResourceStorage: s.StorageSize}))
+		if s.StorageClass != "" {
+			claim.WithStorageClassName(s.StorageClass)
+		}
+		statefulSet.WithVolumeClaimTemplates(corev1ac.PersistentVolumeClaim(dataVolume, "").
+			WithLabels(labels).
+			WithSpec(claim))
+	}
+	statefulSet.WithTemplate(corev1ac.PodTemplateSpec().WithLabels(labels).WithSpec(pod))
+
+	return Objects{
+		Service:     service,
+		StatefulSet: appsv1ac.StatefulSet(s.Name, s.Namespace).WithLabels(labels).WithSpec(statefulSet),
+	}, nil
+}
+
+// env gives RabbitMQ its first user from the Secret (RabbitMQ 3.9 and later read these
+// variables themselves, so any image of it works) and, under a memory limit, its memory.
+func env(s Spec) []*corev1ac.EnvVarApplyConfiguration {
+	fromSecret := func(name, key string) *corev1ac.EnvVarApplyConfiguration {
+		return corev1ac.EnvVar().WithName(name).WithValueFrom(corev1ac.EnvVarSource().
+			WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(s.Secret).WithKey(key)))
+	}
+	vars := []*corev1ac.EnvVarApplyConfiguration{
+		fromSecret("RABBITMQ_DEFAULT_USER", UsernameKey),
+		fromSecret("RABBITMQ_DEFAULT_PASS", PasswordKey),
+	}
+	if limit, ok := s.Limits[corev1.ResourceMemory]; ok {
+		available := int64(float64(limit.Value()) * memoryShare)
+		vars = append(vars, corev1ac.EnvVar().
+			WithName("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS").
+			WithValue(fmt.Sprintf("-rabbit total_memory_available_override_value %d", available)))
+	}
+	return vars
+}

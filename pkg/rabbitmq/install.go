@@ -1,0 +1,283 @@
+package rabbitmq
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+)
+
+// NotOursError says an object of the name the broker needs exists and was not made by the
+// plugin: it is never changed or deleted.
+type NotOursError struct {
+	Kind, Name string
+}
+
+func (e *NotOursError) Error() string {
+	return fmt.Sprintf("%s %s already exists and was not created by kubectl workqueue", e.Kind, e.Name)
+}
+
+func ours(meta metav1.ObjectMeta) bool { return meta.Labels[job.LabelManagedBy] == job.ManagedBy }
+
+// InstallResult says what Install did.
+type InstallResult struct {
+	// SecretCreated is false when the credentials Secret existed: its username and password
+	// are used as they are.
+	SecretCreated bool
+}
+
+// Install creates the credentials Secret when it is missing and applies the Service and the
+// StatefulSet of s (with its defaults). A Service or StatefulSet of the same name that the
+// plugin did not create is left alone and reported as a NotOursError; if applying fails, what
+// this call created is removed again.
+func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallResult, error) {
+	objects, err := Build(s)
+	if err != nil {
+		return InstallResult{}, err
+	}
+	services := client.CoreV1().Services(s.Namespace)
+	statefulSets := client.AppsV1().StatefulSets(s.Namespace)
+
+	existingService, err := services.Get(ctx, s.Service, metav1.GetOptions{})
+	serviceExisted := err == nil
+	switch {
+	case serviceExisted && !ours(existingService.ObjectMeta):
+		return InstallResult{}, &NotOursError{Kind: "Service", Name: s.Service}
+	case err != nil && !apierrors.IsNotFound(err):
+		return InstallResult{}, fmt.Errorf("look for Service %s: %w", s.Service, err)
+	}
+	existingSet, err := statefulSets.Get(ctx, s.Name, metav1.GetOptions{})
+	setExisted := err == nil
+	switch {
+	case setExisted && !ours(existingSet.ObjectMeta):
+		return InstallResult{}, &NotOursError{Kind: "StatefulSet", Name: s.Name}
+	case err != nil && !apierrors.IsNotFound(err):
+		return InstallResult{}, fmt.Errorf("look for StatefulSet %s: %w", s.Name, err)
+	}
+
+	secretCreated, err := ensureCredentials(ctx, client, s)
+	if err != nil {
+		return InstallResult{}, err
+	}
+	undo := func() {
+		background := context.WithoutCancel(ctx)
+		if !serviceExisted {
+			services.Delete(background, s.Service, metav1.DeleteOptions{})
+		}
+		if secretCreated {
+			client.CoreV1().Secrets(s.Namespace).Delete(background, s.Secret, metav1.DeleteOptions{})
+		}
+	}
+	options := metav1.ApplyOptions{FieldManager: job.FieldManager, Force: true}
+	if _, err := services.Apply(ctx, objects.Service, options); err != nil {
+		undo()
+		return InstallResult{}, fmt.Errorf("create Service %s: %w", s.Service, err)
+	}
+	if _, err := statefulSets.Apply(ctx, objects.StatefulSet, options); err != nil {
+		undo()
+		if apierrors.IsInvalid(err) && setExisted {
+			return InstallResult{}, fmt.Errorf("cannot change the installed broker this way (a StatefulSet's storage cannot change): uninstall it first: %w", err)
+		}
+		return InstallResult{}, fmt.Errorf("create StatefulSet %s: %w", s.Name, err)
+	}
+	return InstallResult{SecretCreated: secretCreated}, nil
+}
+
+// ensureCredentials creates the Secret with a generated password unless it exists; an existing
+// one, whoever made it, must hold both keys.
+func ensureCredentials(ctx context.Context, client kubernetes.Interface, s Spec) (created bool, err error) {
+	secrets := client.CoreV1().Secrets(s.Namespace)
+	existing, err := secrets.Get(ctx, s.Secret, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		if len(existing.Data[UsernameKey]) == 0 || len(existing.Data[PasswordKey]) == 0 {
+			return false, fmt.Errorf("Secret %s exists but lacks the keys %s and %s: fix it, or delete it to have one generated", s.Secret, UsernameKey, PasswordKey)
+		}
+		return false, nil
+	case !apierrors.IsNotFound(err):
+		return false, fmt.Errorf("look for Secret %s: %w", s.Secret, err)
+	}
+	password, err := generatePassword()
+	if err != nil {
+		return false, err
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Secret, Namespace: s.Namespace, Labels: Labels(s.Name)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{UsernameKey: []byte(DefaultUsername), PasswordKey: []byte(password)},
+	}
+	if _, err := secrets.Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return false, nil // made meanwhile, by another install
+		}
+		return false, fmt.Errorf("create Secret %s: %w", s.Secret, err)
+	}
+	return true, nil
+}
+
+// passwordAlphabet keeps the password usable in an AMQP URL and a shell without escaping.
+const passwordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// generatePassword returns 32 random letters and digits, about 190 bits.
+func generatePassword() (string, error) {
+	const length = 32
+	password := make([]byte, 0, length)
+	buf := make([]byte, 64)
+	for len(password) < length {
+		if _, err := rand.Read(buf); err != nil {
+			return "", fmt.Errorf("generate a password: %w", err)
+		}
+		for _, b := range buf {
+			// Rejecting the top of the byte range keeps every character equally likely.
+			if int(b) < 256-256%len(passwordAlphabet) && len(password) < length {
+				password = append(password, passwordAlphabet[int(b)%len(passwordAlphabet)])
+			}
+		}
+	}
+	return string(password), nil
+}
+
+// Status is the broker's progress towards ready, as WaitReady sees it.
+type Status struct {
+	Ready bool
+	// Problem, when not empty, is why the pod is not running yet, in the cluster's words.
+	Problem string
+	// Fatal says the problem will not go away by waiting (a bad image name, a missing Secret key).
+	Fatal bool
+}
+
+// fatalReasons are container waiting reasons that no amount of waiting fixes.
+var fatalReasons = []string{"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"}
+
+// CheckStatus looks at the StatefulSet and its pod once.
+func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec) (Status, error) {
+	set, err := client.AppsV1().StatefulSets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+	if err != nil {
+		return Status{}, fmt.Errorf("read StatefulSet %s: %w", s.Name, err)
+	}
+	if statefulSetReady(set) {
+		return Status{Ready: true}, nil
+	}
+	pod, err := client.CoreV1().Pods(s.Namespace).Get(ctx, s.Name+"-0", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return Status{}, nil
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("read pod %s-0: %w", s.Name, err)
+	}
+	return podProblem(pod), nil
+}
+
+func statefulSetReady(set *appsv1.StatefulSet) bool {
+	st := set.Status
+	return st.ObservedGeneration >= set.Generation && st.ReadyReplicas >= 1 && st.UpdatedReplicas >= 1 &&
+		(st.UpdateRevision == "" || st.CurrentRevision == st.UpdateRevision)
+}
+
+func podProblem(pod *corev1.Pod) Status {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message != "" {
+			return Status{Problem: fmt.Sprintf("pod %s cannot be scheduled: %s", pod.Name, c.Message)}
+		}
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
+			problem := fmt.Sprintf("pod %s: %s", pod.Name, w.Reason)
+			if w.Message != "" {
+				problem += ": " + w.Message
+			}
+			return Status{Problem: problem, Fatal: slices.Contains(fatalReasons, w.Reason)}
+		}
+	}
+	return Status{}
+}
+
+// UninstallResult lists what Uninstall deleted and what it left alone.
+type UninstallResult struct {
+	Deleted []string // "statefulset.apps/rabbitmq", ...
+	Kept    []string // why each object of the broker's names was left
+}
+
+// Uninstall deletes the StatefulSet, Service and credentials Secret that Install made, and the
+// data volume's claim only when deleteData is set. Objects of those names that the plugin did
+// not create are kept and listed.
+func Uninstall(ctx context.Context, client kubernetes.Interface, s Spec, deleteData bool) (UninstallResult, error) {
+	var result UninstallResult
+	type target struct {
+		kind, resource, name string
+		get                  func() (metav1.ObjectMeta, error)
+		del                  func() error
+	}
+	core, apps := client.CoreV1(), client.AppsV1()
+	targets := []target{
+		{"StatefulSet", "statefulset.apps", s.Name,
+			func() (metav1.ObjectMeta, error) {
+				o, err := apps.StatefulSets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+				return meta(o, err)
+			},
+			func() error { return apps.StatefulSets(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{}) }},
+		{"Service", "service", s.Service,
+			func() (metav1.ObjectMeta, error) {
+				o, err := core.Services(s.Namespace).Get(ctx, s.Service, metav1.GetOptions{})
+				return meta(o, err)
+			},
+			func() error { return core.Services(s.Namespace).Delete(ctx, s.Service, metav1.DeleteOptions{}) }},
+		{"Secret", "secret", s.Secret,
+			func() (metav1.ObjectMeta, error) {
+				o, err := core.Secrets(s.Namespace).Get(ctx, s.Secret, metav1.GetOptions{})
+				return meta(o, err)
+			},
+			func() error { return core.Secrets(s.Namespace).Delete(ctx, s.Secret, metav1.DeleteOptions{}) }},
+	}
+	claim := DataClaimName(s.Name)
+	claimTarget := target{"PersistentVolumeClaim", "persistentvolumeclaim", claim,
+		func() (metav1.ObjectMeta, error) {
+			o, err := core.PersistentVolumeClaims(s.Namespace).Get(ctx, claim, metav1.GetOptions{})
+			return meta(o, err)
+		},
+		func() error {
+			return core.PersistentVolumeClaims(s.Namespace).Delete(ctx, claim, metav1.DeleteOptions{})
+		}}
+	if deleteData {
+		targets = append(targets, claimTarget)
+	}
+	for _, t := range targets {
+		m, err := t.get()
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return result, fmt.Errorf("look for %s %s: %w", t.kind, t.name, err)
+		case !ours(m):
+			result.Kept = append(result.Kept, fmt.Sprintf("%s/%s: not created by kubectl workqueue", t.resource, t.name))
+			continue
+		}
+		if err := t.del(); err != nil && !apierrors.IsNotFound(err) {
+			return result, fmt.Errorf("delete %s %s: %w", t.kind, t.name, err)
+		}
+		result.Deleted = append(result.Deleted, t.resource+"/"+t.name)
+	}
+	if !deleteData {
+		if m, err := claimTarget.get(); err == nil && ours(m) {
+			result.Kept = append(result.Kept, fmt.Sprintf("persistentvolumeclaim/%s: the broker's data (pass --delete-data to delete it)", claim))
+		}
+	}
+	return result, nil
+}
+
+// meta takes the ObjectMeta of what a Get returned, so that Uninstall treats kinds alike.
+func meta[T interface{ GetObjectMeta() metav1.Object }](object T, err error) (metav1.ObjectMeta, error) {
+	if err != nil {
+		return metav1.ObjectMeta{}, err
+	}
+	o := object.GetObjectMeta()
+	return metav1.ObjectMeta{Name: o.GetName(), Labels: o.GetLabels()}, nil
+}

@@ -1,0 +1,323 @@
+package rabbitmq
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.yaml from the current output of Build")
+
+func goldenSpecs() map[string]Spec {
+	return map[string]Spec{
+		"default": Spec{
+			Namespace:   "batch",
+			StorageSize: DefaultStorageSize,
+			Requests:    corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("512Mi")},
+			Limits:      corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+		}.WithDefaults(),
+		"ephemeral": Spec{
+			Namespace:       "ci",
+			Name:            "queue-broker",
+			Service:         "queues",
+			Image:           "localhost/rabbitmq:3.10.8",
+			ImagePullPolicy: corev1.PullNever,
+		}.WithDefaults(),
+		"storage-class": Spec{
+			Namespace:    "batch",
+			StorageSize:  resource.MustParse("20Gi"),
+			StorageClass: "fast-ssd",
+		}.WithDefaults(),
+	}
+}
+
+func TestBuildGolden(t *testing.T) {
+	for name, spec := range goldenSpecs() {
+		t.Run(name, func(t *testing.T) {
+			objects, err := Build(spec)
+			if err != nil {
+				t.Fatalf("Build: %v", err)
+			}
+			var got bytes.Buffer
+			for _, object := range []any{objects.Service, objects.StatefulSet} {
+				data, err := yaml.Marshal(object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got.WriteString("---\n")
+				got.Write(data)
+			}
+			path := filepath.Join("testdata", name+".yaml")
+			if *update {
+				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run `go test ./pkg/rabbitmq -update` to create it)", err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("Build(%s) differs from %s (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", name, path, got.Bytes(), want)
+			}
+		})
+	}
+}
+
+func TestBuildTellsRabbitMQItsMemory(t *testing.T) {
+	spec := Spec{Namespace: "x", Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}}.WithDefaults()
+	objects, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args string
+	for _, e := range objects.StatefulSet.Spec.Template.Spec.Containers[0].Env {
+		if *e.Name == "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS" {
+			args = *e.Value
+		}
+	}
+	// 80% of 2 GiB.
+	if args != "-rabbit total_memory_available_override_value 1717986918" {
+		t.Errorf("erl args %q", args)
+	}
+}
+
+func TestValidateSaysEverythingWrongAtOnce(t *testing.T) {
+	spec := Spec{
+		Name:        "Bad_Name",
+		Service:     "1service",
+		Secret:      "ok",
+		Image:       " ",
+		StorageSize: resource.MustParse("-1Gi"),
+		Requests:    corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
+		Limits:      corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+	}
+	err := spec.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`StatefulSet name "Bad_Name"`, `Service name "1service"`, "image is empty", "storage size is negative", "memory request 2Gi is above its limit 1Gi"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("not one line: %q", err)
+	}
+	long := Spec{Name: strings.Repeat("a", 62), Service: "s", Secret: "s", Image: "i"}
+	if err := long.Validate(); err == nil || !strings.Contains(err.Error(), "hostname") {
+		t.Errorf("a name whose pod name is no DNS label: %v", err)
+	}
+}
+
+func TestInstallCreatesCredentialsOnceAndKeepsThem(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	spec := Spec{Namespace: "ns", StorageSize: DefaultStorageSize}.WithDefaults()
+
+	result, err := Install(ctx, client, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !result.SecretCreated {
+		t.Error("first install: Secret not reported created")
+	}
+	secret, err := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := string(secret.Data[PasswordKey])
+	if string(secret.Data[UsernameKey]) != DefaultUsername || len(password) != 32 || strings.Trim(password, passwordAlphabet) != "" {
+		t.Errorf("credentials %q / %q", secret.Data[UsernameKey], password)
+	}
+	if !ours(secret.ObjectMeta) {
+		t.Errorf("Secret labels %v", secret.Labels)
+	}
+	for _, get := range []func() error{
+		func() error { _, err := client.CoreV1().Services("ns").Get(ctx, DefaultService, metav1.GetOptions{}); return err },
+		func() error { _, err := client.AppsV1().StatefulSets("ns").Get(ctx, DefaultName, metav1.GetOptions{}); return err },
+	} {
+		if err := get(); err != nil {
+			t.Error(err)
+		}
+	}
+
+	result, err = Install(ctx, client, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{})
+	if result.SecretCreated || string(again.Data[PasswordKey]) != password {
+		t.Error("a second install changed the credentials")
+	}
+}
+
+func TestGeneratedPasswordsDiffer(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		p, err := generatePassword()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] || len(p) != 32 {
+			t.Fatalf("password %q repeated or of the wrong length", p)
+		}
+		seen[p] = true
+	}
+}
+
+func TestInstallUsesAUsersSecretButNeedsBothKeys(t *testing.T) {
+	ctx := context.Background()
+	spec := Spec{Namespace: "ns"}.WithDefaults()
+	own := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: CredentialsSecret, Namespace: "ns"},
+		Data: map[string][]byte{UsernameKey: []byte("me"), PasswordKey: []byte("mine")}}
+	client := fake.NewClientset(own)
+	result, err := Install(ctx, client, spec)
+	if err != nil || result.SecretCreated {
+		t.Fatalf("result %+v, %v", result, err)
+	}
+
+	incomplete := own.DeepCopy()
+	delete(incomplete.Data, PasswordKey)
+	client = fake.NewClientset(incomplete)
+	_, err = Install(ctx, client, spec)
+	if err == nil || !strings.Contains(err.Error(), "lacks the keys username and password") {
+		t.Fatalf("incomplete Secret: %v", err)
+	}
+	if _, err := client.CoreV1().Services("ns").Get(ctx, DefaultService, metav1.GetOptions{}); err == nil {
+		t.Error("a Service was created although the install failed")
+	}
+}
+
+func TestInstallLeavesABrokerDeployedByHandAlone(t *testing.T) {
+	ctx := context.Background()
+	spec := Spec{Namespace: "ns"}.WithDefaults()
+	seedService := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: DefaultService, Namespace: "ns", Labels: map[string]string{"component": "rabbitmq"}}}
+	client := fake.NewClientset(seedService)
+	_, err := Install(ctx, client, spec)
+	var notOurs *NotOursError
+	if !errors.As(err, &notOurs) || notOurs.Kind != "Service" {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{}); err == nil {
+		t.Error("a Secret was created although nothing was installed")
+	}
+
+	seedSet := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: DefaultName, Namespace: "ns"}}
+	client = fake.NewClientset(seedSet)
+	if _, err := Install(ctx, client, spec); !errors.As(err, &notOurs) || notOurs.Kind != "StatefulSet" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestInstallUndoesWhatItCreatedWhenTheStatefulSetFails(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	client.PrependReactor("patch", "statefulsets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("admission webhook denied it")
+	})
+	_, err := Install(ctx, client, Spec{Namespace: "ns"}.WithDefaults())
+	if err == nil || !strings.Contains(err.Error(), "admission webhook denied it") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := client.CoreV1().Services("ns").Get(ctx, DefaultService, metav1.GetOptions{}); err == nil {
+		t.Error("the Service stayed")
+	}
+	if _, err := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{}); err == nil {
+		t.Error("the generated Secret stayed")
+	}
+}
+
+func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
+	ctx := context.Background()
+	spec := Spec{Namespace: "ns", StorageSize: DefaultStorageSize}.WithDefaults()
+	ourClaim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: DataClaimName(spec.Name), Namespace: "ns", Labels: Labels(spec.Name)}}
+	client := fake.NewClientset(ourClaim)
+	if _, err := Install(ctx, client, spec); err != nil {
+		t.Fatal(err)
+	}
+
+	result, err := Uninstall(ctx, client, spec, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"statefulset.apps/rabbitmq", "service/rabbitmq-service", "secret/workqueue-broker"}
+	if strings.Join(result.Deleted, " ") != strings.Join(want, " ") {
+		t.Errorf("deleted %v, want %v", result.Deleted, want)
+	}
+	if len(result.Kept) != 1 || !strings.Contains(result.Kept[0], "persistentvolumeclaim/data-rabbitmq-0") || !strings.Contains(result.Kept[0], "--delete-data") {
+		t.Errorf("kept %v", result.Kept)
+	}
+
+	result, err = Uninstall(ctx, client, spec, true)
+	if err != nil || strings.Join(result.Deleted, " ") != "persistentvolumeclaim/data-rabbitmq-0" {
+		t.Errorf("with --delete-data: %+v, %v", result, err)
+	}
+
+	userSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: CredentialsSecret, Namespace: "ns"}}
+	client = fake.NewClientset(userSecret)
+	result, err = Uninstall(ctx, client, spec, true)
+	if err != nil || len(result.Deleted) != 0 || len(result.Kept) != 1 || !strings.Contains(result.Kept[0], "not created by kubectl workqueue") {
+		t.Errorf("a user's Secret: %+v, %v", result, err)
+	}
+	if _, err := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{}); err != nil {
+		t.Error("the user's Secret was deleted")
+	}
+}
+
+func TestCheckStatusNamesWhyThePodDoesNotRun(t *testing.T) {
+	ctx := context.Background()
+	spec := Spec{Namespace: "ns"}.WithDefaults()
+	set := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: "ns", Generation: 1}}
+	pod := func(status corev1.PodStatus) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: spec.Name + "-0", Namespace: "ns"}, Status: status}
+	}
+	cases := map[string]struct {
+		objects []runtime.Object
+		want    Status
+	}{
+		"no pod yet": {[]runtime.Object{set}, Status{}},
+		"unschedulable": {[]runtime.Object{set, pod(corev1.PodStatus{Conditions: []corev1.PodCondition{{
+			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Message: "pod has unbound immediate PersistentVolumeClaims"}}})},
+			Status{Problem: "pod rabbitmq-0 cannot be scheduled: pod has unbound immediate PersistentVolumeClaims"}},
+		"bad image": {[]runtime.Object{set, pod(corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "InvalidImageName", Message: "couldn't parse image name"}}}}})},
+			Status{Problem: "pod rabbitmq-0: InvalidImageName: couldn't parse image name", Fatal: true}},
+		"pulling again": {[]runtime.Object{set, pod(corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}}}})},
+			Status{Problem: "pod rabbitmq-0: ImagePullBackOff"}},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := CheckStatus(ctx, fake.NewClientset(c.objects...), spec)
+			if err != nil || got != c.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, c.want)
+			}
+		})
+	}
+
+	ready := set.DeepCopy()
+	ready.Status = appsv1.StatefulSetStatus{ObservedGeneration: 1, ReadyReplicas: 1, UpdatedReplicas: 1, CurrentRevision: "r1", UpdateRevision: "r1"}
+	if got, err := CheckStatus(ctx, fake.NewClientset(ready), spec); err != nil || !got.Ready {
+		t.Errorf("ready StatefulSet: %+v, %v", got, err)
+	}
+	rolling := ready.DeepCopy()
+	rolling.Status.UpdateRevision = "r2"
+	if got, _ := CheckStatus(ctx, fake.NewClientset(rolling), spec); got.Ready {
+		t.Error("a StatefulSet rolling to a new revision counted as ready")
+	}
+}
