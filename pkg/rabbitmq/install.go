@@ -3,8 +3,10 @@ package rabbitmq
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -63,6 +65,9 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 		return InstallResult{}, fmt.Errorf("look for StatefulSet %s: %w", s.Name, err)
 	}
 
+	if err := checkStorage(ctx, client, s); err != nil {
+		return InstallResult{}, err
+	}
 	secretCreated, err := ensureCredentials(ctx, client, s)
 	if err != nil {
 		return InstallResult{}, err
@@ -89,6 +94,39 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 		return InstallResult{}, fmt.Errorf("create StatefulSet %s: %w", s.Name, err)
 	}
 	return InstallResult{SecretCreated: secretCreated}, nil
+}
+
+// defaultClassAnnotation marks the StorageClass that claims without a class get.
+const defaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+
+// checkStorage refuses a data volume that nothing would provision, before anything is created:
+// the pod would otherwise wait for its claim forever. Users who may not read StorageClasses
+// (they are cluster-wide) are trusted.
+func checkStorage(ctx context.Context, client kubernetes.Interface, s Spec) error {
+	if s.StorageSize.IsZero() {
+		return nil
+	}
+	if _, err := client.CoreV1().PersistentVolumeClaims(s.Namespace).Get(ctx, DataClaimName(s.Name), metav1.GetOptions{}); err == nil {
+		return nil // the volume of an earlier install
+	}
+	classes := client.StorageV1().StorageClasses()
+	if s.StorageClass != "" {
+		_, err := classes.Get(ctx, s.StorageClass, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("StorageClass %s does not exist: pass another --storage-class (kubectl get storageclass lists them), or --ephemeral for a broker without a volume", s.StorageClass)
+		}
+		return nil
+	}
+	list, err := classes.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	for _, class := range list.Items {
+		if class.Annotations[defaultClassAnnotation] == "true" {
+			return nil
+		}
+	}
+	return errors.New("the cluster has no default StorageClass for the broker's data volume: pass --storage-class NAME, or --ephemeral for a broker without a volume")
 }
 
 // ensureCredentials creates the Secret with a generated password unless it exists; an existing
@@ -185,7 +223,11 @@ func statefulSetReady(set *appsv1.StatefulSet) bool {
 func podProblem(pod *corev1.Pod) Status {
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message != "" {
-			return Status{Problem: fmt.Sprintf("pod %s cannot be scheduled: %s", pod.Name, c.Message)}
+			problem := fmt.Sprintf("pod %s cannot be scheduled: %s", pod.Name, strings.TrimSpace(c.Message))
+			if strings.Contains(c.Message, "unbound") {
+				problem += " (its data volume is not provisioned: see `kubectl describe pvc`; --storage-class picks another class, --ephemeral needs none)"
+			}
+			return Status{Problem: problem}
 		}
 	}
 	for _, cs := range pod.Status.ContainerStatuses {

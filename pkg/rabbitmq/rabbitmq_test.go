@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -124,9 +125,13 @@ func TestValidateSaysEverythingWrongAtOnce(t *testing.T) {
 	}
 }
 
+func defaultStorageClass() *storagev1.StorageClass {
+	return &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "standard", Annotations: map[string]string{defaultClassAnnotation: "true"}}}
+}
+
 func TestInstallCreatesCredentialsOnceAndKeepsThem(t *testing.T) {
 	ctx := context.Background()
-	client := fake.NewClientset()
+	client := fake.NewClientset(defaultStorageClass())
 	spec := Spec{Namespace: "ns", StorageSize: DefaultStorageSize}.WithDefaults()
 
 	result, err := Install(ctx, client, spec)
@@ -163,6 +168,47 @@ func TestInstallCreatesCredentialsOnceAndKeepsThem(t *testing.T) {
 	again, _ := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{})
 	if result.SecretCreated || string(again.Data[PasswordKey]) != password {
 		t.Error("a second install changed the credentials")
+	}
+}
+
+func TestInstallRefusesAVolumeNothingWouldProvision(t *testing.T) {
+	ctx := context.Background()
+	withVolume := Spec{Namespace: "ns", StorageSize: DefaultStorageSize}.WithDefaults()
+	inClass := withVolume
+	inClass.StorageClass = "fast"
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: DataClaimName(withVolume.Name), Namespace: "ns"}}
+	nonDefault := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "fast"}}
+	cases := []struct {
+		name    string
+		spec    Spec
+		objects []runtime.Object
+		want    string // empty: installed
+	}{
+		{"no class at all", withVolume, nil, "no default StorageClass"},
+		{"only a class that is not the default", withVolume, []runtime.Object{nonDefault}, "no default StorageClass"},
+		{"a default class", withVolume, []runtime.Object{defaultStorageClass()}, ""},
+		{"the named class", inClass, []runtime.Object{nonDefault}, ""},
+		{"a named class that does not exist", inClass, []runtime.Object{defaultStorageClass()}, "StorageClass fast does not exist"},
+		{"the claim of an earlier install", withVolume, []runtime.Object{claim}, ""},
+		{"no volume", Spec{Namespace: "ns"}.WithDefaults(), nil, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			client := fake.NewClientset(c.objects...)
+			_, err := Install(ctx, client, c.spec)
+			if c.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--ephemeral") {
+				t.Fatalf("got %v, want %q and a way out", err, c.want)
+			}
+			if _, err := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{}); err == nil {
+				t.Error("a refused install left a Secret")
+			}
+		})
 	}
 }
 
@@ -293,7 +339,7 @@ func TestCheckStatusNamesWhyThePodDoesNotRun(t *testing.T) {
 		"no pod yet": {[]runtime.Object{set}, Status{}},
 		"unschedulable": {[]runtime.Object{set, pod(corev1.PodStatus{Conditions: []corev1.PodCondition{{
 			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Message: "pod has unbound immediate PersistentVolumeClaims"}}})},
-			Status{Problem: "pod rabbitmq-0 cannot be scheduled: pod has unbound immediate PersistentVolumeClaims"}},
+			Status{Problem: "pod rabbitmq-0 cannot be scheduled: pod has unbound immediate PersistentVolumeClaims (its data volume is not provisioned: see `kubectl describe pvc`; --storage-class picks another class, --ephemeral needs none)"}},
 		"bad image": {[]runtime.Object{set, pod(corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "InvalidImageName", Message: "couldn't parse image name"}}}}})},
 			Status{Problem: "pod rabbitmq-0: InvalidImageName: couldn't parse image name", Fatal: true}},

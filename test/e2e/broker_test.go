@@ -1,0 +1,121 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// `broker install` in place of the example's hand-applied manifests: generated credentials that
+// fill and run find on their own, no guest account, and an uninstall that leaves nothing behind.
+func TestBrokerInstallFillRunUninstall(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	install := []string{"broker", "install", "--image", rabbitmqImage, "--image-pull-policy", "Never", "--ephemeral", "--limits", "memory=1Gi"}
+
+	// The API server accepts what install would create, and nothing is created.
+	out := c.workqueue("", append(install, "--dry-run=server", "-o", "yaml")...)
+	if !strings.Contains(out, "kind: StatefulSet") || !strings.Contains(out, "kind: Service") {
+		t.Fatalf("server dry run printed:\n%s", out)
+	}
+	if _, err := c.client.AppsV1().StatefulSets(c.namespace).Get(ctx, "rabbitmq", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a dry run created the StatefulSet: %v", err)
+	}
+
+	out = c.workqueue("", install...)
+	if !strings.Contains(out, "secret/workqueue-broker created") || !strings.Contains(out, "broker ready: RabbitMQ 3.10.8") {
+		t.Fatalf("install printed:\n%s", out)
+	}
+	secret, err := c.client.CoreV1().Secrets(c.namespace).Get(ctx, "workqueue-broker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := string(secret.Data["password"])
+	if len(password) < 20 || strings.Contains(out, password) {
+		t.Fatalf("password of %d characters, printed: %v", len(password), strings.Contains(out, password))
+	}
+
+	// RabbitMQ made the Secret's user instead of guest, and knows its memory limit.
+	users := c.brokerExec("rabbitmqctl", "-q", "list_users")
+	if !strings.Contains(users, "workqueue") || strings.Contains(users, "guest") {
+		t.Fatalf("users:\n%s", users)
+	}
+	memory := c.brokerExec("rabbitmqctl", "eval", "application:get_env(rabbit, total_memory_available_override_value).")
+	if !strings.Contains(memory, "{ok,858993459}") {
+		t.Fatalf("RabbitMQ was not told 80%% of its 1Gi limit: %s", memory)
+	}
+
+	// fill and run need no broker flags: they read the Secret.
+	c.fillItems("installed", []string{"one", "two", "three"})
+	out, err = c.runWorkqueue("installed", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage, "--", "cat")
+	if err != nil || !strings.Contains(out, "all items of queue installed processed") {
+		t.Fatalf("run on the installed broker: %v", err)
+	}
+
+	// Installing again changes nothing it should keep.
+	out = c.workqueue("", install...)
+	if !strings.Contains(out, "secret/workqueue-broker exists") || !strings.Contains(out, "broker ready") {
+		t.Fatalf("second install printed:\n%s", out)
+	}
+	again, _ := c.client.CoreV1().Secrets(c.namespace).Get(ctx, "workqueue-broker", metav1.GetOptions{})
+	if string(again.Data["password"]) != password {
+		t.Fatal("a second install changed the password")
+	}
+
+	out = c.workqueue("", "broker", "uninstall")
+	for _, deleted := range []string{"statefulset.apps/rabbitmq deleted", "service/rabbitmq-service deleted", "secret/workqueue-broker deleted"} {
+		if !strings.Contains(out, deleted) {
+			t.Errorf("uninstall did not say %q:\n%s", deleted, out)
+		}
+	}
+	if _, err := c.client.CoreV1().Services(c.namespace).Get(ctx, "rabbitmq-service", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the Service is still there: %v", err)
+	}
+	if _, stderr, err := c.run(ctx, "", "workqueue", "broker", "uninstall"); err == nil || !strings.Contains(stderr, "no broker installed") {
+		t.Errorf("a second uninstall: %v %s", err, stderr)
+	}
+}
+
+// A broker deployed by hand, as in Kubernetes' example, is never taken over; bad flags change
+// nothing either.
+func TestBrokerInstallRefusesWhatItDidNotMake(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	c.applyFile("testdata/rabbitmq-service.yaml")
+
+	_, stderr, err := c.run(ctx, "", "workqueue", "broker", "install", "--ephemeral")
+	if err == nil || !strings.Contains(stderr, "Service rabbitmq-service already exists and was not created by kubectl workqueue") {
+		t.Fatalf("install over the example's Service: %v %s", err, stderr)
+	}
+	if strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Errorf("not one line:\n%s", stderr)
+	}
+	_, stderr, err = c.run(ctx, "", "workqueue", "broker", "install", "--storage-size", "lots")
+	if err == nil || !strings.Contains(stderr, `--storage-size "lots" is not a size`) {
+		t.Fatalf("bad size: %v %s", err, stderr)
+	}
+	// The local cluster provisions no volumes: a broker with one is refused up front instead of
+	// waiting forever for its claim.
+	classes, err := c.client.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(classes.Items) == 0 {
+		c.kubectl("delete", "service", "rabbitmq-service")
+		_, stderr, err = c.run(ctx, "", "workqueue", "broker", "install")
+		if err == nil || !strings.Contains(stderr, "no default StorageClass") || !strings.Contains(stderr, "--ephemeral") {
+			t.Fatalf("install with a volume and no StorageClass: %v %s", err, stderr)
+		}
+	}
+	if _, err := c.client.CoreV1().Secrets(c.namespace).Get(ctx, "workqueue-broker", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a refused install left a Secret: %v", err)
+	}
+	if _, err := c.client.AppsV1().StatefulSets(c.namespace).Get(ctx, "rabbitmq", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a refused install left a StatefulSet: %v", err)
+	}
+}
