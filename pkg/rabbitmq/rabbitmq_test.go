@@ -153,8 +153,14 @@ func TestInstallCreatesCredentialsOnceAndKeepsThem(t *testing.T) {
 		t.Errorf("Secret labels %v", secret.Labels)
 	}
 	for _, get := range []func() error{
-		func() error { _, err := client.CoreV1().Services("ns").Get(ctx, DefaultService, metav1.GetOptions{}); return err },
-		func() error { _, err := client.AppsV1().StatefulSets("ns").Get(ctx, DefaultName, metav1.GetOptions{}); return err },
+		func() error {
+			_, err := client.CoreV1().Services("ns").Get(ctx, DefaultService, metav1.GetOptions{})
+			return err
+		},
+		func() error {
+			_, err := client.AppsV1().StatefulSets("ns").Get(ctx, DefaultName, metav1.GetOptions{})
+			return err
+		},
 	} {
 		if err := get(); err != nil {
 			t.Error(err)
