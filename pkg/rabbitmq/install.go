@@ -27,7 +27,7 @@ func (e *NotOursError) Error() string {
 	return fmt.Sprintf("%s %s already exists and was not created by kubectl workqueue", e.Kind, e.Name)
 }
 
-func ours(meta metav1.ObjectMeta) bool { return meta.Labels[job.LabelManagedBy] == job.ManagedBy }
+func ours(object metav1.Object) bool { return object.GetLabels()[job.LabelManagedBy] == job.ManagedBy }
 
 // InstallResult says what Install did.
 type InstallResult struct {
@@ -51,7 +51,7 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 	existingService, err := services.Get(ctx, s.Service, metav1.GetOptions{})
 	serviceExisted := err == nil
 	switch {
-	case serviceExisted && !ours(existingService.ObjectMeta):
+	case serviceExisted && !ours(existingService):
 		return InstallResult{}, &NotOursError{Kind: "Service", Name: s.Service}
 	case err != nil && !apierrors.IsNotFound(err):
 		return InstallResult{}, fmt.Errorf("look for Service %s: %w", s.Service, err)
@@ -59,7 +59,7 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 	existingSet, err := statefulSets.Get(ctx, s.Name, metav1.GetOptions{})
 	setExisted := err == nil
 	switch {
-	case setExisted && !ours(existingSet.ObjectMeta):
+	case setExisted && !ours(existingSet):
 		return InstallResult{}, &NotOursError{Kind: "StatefulSet", Name: s.Name}
 	case err != nil && !apierrors.IsNotFound(err):
 		return InstallResult{}, fmt.Errorf("look for StatefulSet %s: %w", s.Name, err)
@@ -253,73 +253,48 @@ type UninstallResult struct {
 // not create are kept and listed.
 func Uninstall(ctx context.Context, client kubernetes.Interface, s Spec, deleteData bool) (UninstallResult, error) {
 	var result UninstallResult
-	type target struct {
-		kind, resource, name string
-		get                  func() (metav1.ObjectMeta, error)
-		del                  func() error
-	}
 	core, apps := client.CoreV1(), client.AppsV1()
-	targets := []target{
-		{"StatefulSet", "statefulset.apps", s.Name,
-			func() (metav1.ObjectMeta, error) {
-				o, err := apps.StatefulSets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
-				return meta(o, err)
-			},
-			func() error { return apps.StatefulSets(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{}) }},
-		{"Service", "service", s.Service,
-			func() (metav1.ObjectMeta, error) {
-				o, err := core.Services(s.Namespace).Get(ctx, s.Service, metav1.GetOptions{})
-				return meta(o, err)
-			},
-			func() error { return core.Services(s.Namespace).Delete(ctx, s.Service, metav1.DeleteOptions{}) }},
-		{"Secret", "secret", s.Secret,
-			func() (metav1.ObjectMeta, error) {
-				o, err := core.Secrets(s.Namespace).Get(ctx, s.Secret, metav1.GetOptions{})
-				return meta(o, err)
-			},
-			func() error { return core.Secrets(s.Namespace).Delete(ctx, s.Secret, metav1.DeleteOptions{}) }},
-	}
 	claim := DataClaimName(s.Name)
-	claimTarget := target{"PersistentVolumeClaim", "persistentvolumeclaim", claim,
-		func() (metav1.ObjectMeta, error) {
-			o, err := core.PersistentVolumeClaims(s.Namespace).Get(ctx, claim, metav1.GetOptions{})
-			return meta(o, err)
-		},
-		func() error {
-			return core.PersistentVolumeClaims(s.Namespace).Delete(ctx, claim, metav1.DeleteOptions{})
-		}}
+	// The StatefulSet goes first: its pod must not restart without the Service or Secret.
+	if err := deleteIfOurs[*appsv1.StatefulSet](ctx, apps.StatefulSets(s.Namespace), "statefulset.apps", s.Name, &result); err != nil {
+		return result, err
+	}
+	if err := deleteIfOurs[*corev1.Service](ctx, core.Services(s.Namespace), "service", s.Service, &result); err != nil {
+		return result, err
+	}
+	if err := deleteIfOurs[*corev1.Secret](ctx, core.Secrets(s.Namespace), "secret", s.Secret, &result); err != nil {
+		return result, err
+	}
+	claims := core.PersistentVolumeClaims(s.Namespace)
 	if deleteData {
-		targets = append(targets, claimTarget)
+		return result, deleteIfOurs[*corev1.PersistentVolumeClaim](ctx, claims, "persistentvolumeclaim", claim, &result)
 	}
-	for _, t := range targets {
-		m, err := t.get()
-		switch {
-		case apierrors.IsNotFound(err):
-			continue
-		case err != nil:
-			return result, fmt.Errorf("look for %s %s: %w", t.kind, t.name, err)
-		case !ours(m):
-			result.Kept = append(result.Kept, fmt.Sprintf("%s/%s: not created by kubectl workqueue", t.resource, t.name))
-			continue
-		}
-		if err := t.del(); err != nil && !apierrors.IsNotFound(err) {
-			return result, fmt.Errorf("delete %s %s: %w", t.kind, t.name, err)
-		}
-		result.Deleted = append(result.Deleted, t.resource+"/"+t.name)
-	}
-	if !deleteData {
-		if m, err := claimTarget.get(); err == nil && ours(m) {
-			result.Kept = append(result.Kept, fmt.Sprintf("persistentvolumeclaim/%s: the broker's data (pass --delete-data to delete it)", claim))
-		}
+	if existing, err := claims.Get(ctx, claim, metav1.GetOptions{}); err == nil && ours(existing) {
+		result.Kept = append(result.Kept, fmt.Sprintf("persistentvolumeclaim/%s: the broker's data (pass --delete-data to delete it)", claim))
 	}
 	return result, nil
 }
 
-// meta takes the ObjectMeta of what a Get returned, so that Uninstall treats kinds alike.
-func meta[T interface{ GetObjectMeta() metav1.Object }](object T, err error) (metav1.ObjectMeta, error) {
-	if err != nil {
-		return metav1.ObjectMeta{}, err
+// namespacedClient is the part of a typed client-go client that Uninstall uses.
+type namespacedClient[T metav1.Object] interface {
+	Get(ctx context.Context, name string, options metav1.GetOptions) (T, error)
+	Delete(ctx context.Context, name string, options metav1.DeleteOptions) error
+}
+
+func deleteIfOurs[T metav1.Object](ctx context.Context, client namespacedClient[T], resource, name string, result *UninstallResult) error {
+	object, err := client.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look for %s/%s: %w", resource, name, err)
+	case !ours(object):
+		result.Kept = append(result.Kept, fmt.Sprintf("%s/%s: not created by kubectl workqueue", resource, name))
+		return nil
 	}
-	o := object.GetObjectMeta()
-	return metav1.ObjectMeta{Name: o.GetName(), Labels: o.GetLabels()}, nil
+	if err := client.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %s/%s: %w", resource, name, err)
+	}
+	result.Deleted = append(result.Deleted, resource+"/"+name)
+	return nil
 }

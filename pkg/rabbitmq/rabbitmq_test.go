@@ -149,7 +149,7 @@ func TestInstallCreatesCredentialsOnceAndKeepsThem(t *testing.T) {
 	if string(secret.Data[UsernameKey]) != DefaultUsername || len(password) != 32 || strings.Trim(password, passwordAlphabet) != "" {
 		t.Errorf("credentials %q / %q", secret.Data[UsernameKey], password)
 	}
-	if !ours(secret.ObjectMeta) {
+	if !ours(secret) {
 		t.Errorf("Secret labels %v", secret.Labels)
 	}
 	for _, get := range []func() error{
