@@ -310,7 +310,7 @@ func NewCmdBrokerUninstall(streams genericiooptions.IOStreams, getter ClientGett
 	o := &BrokerUninstallOptions{IOStreams: streams, getter: getter, Name: rabbitmq.DefaultName, Service: rabbitmq.DefaultService}
 	cmd := &cobra.Command{
 		Use:   "uninstall",
-		Short: "Remove the broker that `broker install` deployed; its data volume only with --delete-data",
+		Short: "Remove the broker that `broker install` deployed; its data volume (and the credentials it holds) only with --delete-data",
 		Example: examples(`
 			# Remove the broker, keeping its data volume for a later install
 			kubectl workqueue broker uninstall

@@ -89,7 +89,7 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 	if _, err := statefulSets.Apply(ctx, objects.StatefulSet, options); err != nil {
 		undo()
 		if apierrors.IsInvalid(err) && setExisted {
-			return InstallResult{}, fmt.Errorf("cannot change the installed broker this way (a StatefulSet's storage cannot change): uninstall it first: %w", err)
+			return InstallResult{}, fmt.Errorf("the installed broker cannot change this way (a StatefulSet's volumes are fixed: keep its storage flags, or uninstall it first): %w", err)
 		}
 		return InstallResult{}, fmt.Errorf("create StatefulSet %s: %w", s.Name, err)
 	}
@@ -248,13 +248,19 @@ type UninstallResult struct {
 	Kept    []string // why each object of the broker's names was left
 }
 
-// Uninstall deletes the StatefulSet, Service and credentials Secret that Install made, and the
-// data volume's claim only when deleteData is set. Objects of those names that the plugin did
-// not create are kept and listed.
+// Uninstall deletes the StatefulSet, Service and credentials Secret that Install made. The data
+// volume's claim goes only when deleteData is set; otherwise the Secret stays with it, since
+// RabbitMQ takes its first user from the Secret only on an empty volume, and a later install
+// must find the credentials that the kept data holds. Objects of those names that the plugin
+// did not create are kept and listed.
 func Uninstall(ctx context.Context, client kubernetes.Interface, s Spec, deleteData bool) (UninstallResult, error) {
 	var result UninstallResult
 	core, apps := client.CoreV1(), client.AppsV1()
+	claims := core.PersistentVolumeClaims(s.Namespace)
 	claim := DataClaimName(s.Name)
+	existingClaim, err := claims.Get(ctx, claim, metav1.GetOptions{})
+	keepData := err == nil && ours(existingClaim) && !deleteData
+
 	// The StatefulSet goes first: its pod must not restart without the Service or Secret.
 	if err := deleteIfOurs[*appsv1.StatefulSet](ctx, apps.StatefulSets(s.Namespace), "statefulset.apps", s.Name, &result); err != nil {
 		return result, err
@@ -262,15 +268,17 @@ func Uninstall(ctx context.Context, client kubernetes.Interface, s Spec, deleteD
 	if err := deleteIfOurs[*corev1.Service](ctx, core.Services(s.Namespace), "service", s.Service, &result); err != nil {
 		return result, err
 	}
+	if keepData {
+		result.Kept = append(result.Kept,
+			fmt.Sprintf("persistentvolumeclaim/%s: the broker's queues (pass --delete-data to delete them)", claim),
+			fmt.Sprintf("secret/%s: the credentials of the kept queues, for the next install", s.Secret))
+		return result, nil
+	}
 	if err := deleteIfOurs[*corev1.Secret](ctx, core.Secrets(s.Namespace), "secret", s.Secret, &result); err != nil {
 		return result, err
 	}
-	claims := core.PersistentVolumeClaims(s.Namespace)
 	if deleteData {
 		return result, deleteIfOurs[*corev1.PersistentVolumeClaim](ctx, claims, "persistentvolumeclaim", claim, &result)
-	}
-	if existing, err := claims.Get(ctx, claim, metav1.GetOptions{}); err == nil && ours(existing) {
-		result.Kept = append(result.Kept, fmt.Sprintf("persistentvolumeclaim/%s: the broker's data (pass --delete-data to delete it)", claim))
 	}
 	return result, nil
 }

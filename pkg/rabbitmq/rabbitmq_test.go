@@ -307,17 +307,30 @@ func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"statefulset.apps/rabbitmq", "service/rabbitmq-service", "secret/workqueue-broker"}
-	if strings.Join(result.Deleted, " ") != strings.Join(want, " ") {
-		t.Errorf("deleted %v, want %v", result.Deleted, want)
+	if strings.Join(result.Deleted, " ") != "statefulset.apps/rabbitmq service/rabbitmq-service" {
+		t.Errorf("deleted %v", result.Deleted)
 	}
-	if len(result.Kept) != 1 || !strings.Contains(result.Kept[0], "persistentvolumeclaim/data-rabbitmq-0") || !strings.Contains(result.Kept[0], "--delete-data") {
+	// The data stays, and the credentials it holds with it.
+	if kept := strings.Join(result.Kept, "\n"); !strings.Contains(kept, "persistentvolumeclaim/data-rabbitmq-0") ||
+		!strings.Contains(kept, "--delete-data") || !strings.Contains(kept, "secret/workqueue-broker") {
 		t.Errorf("kept %v", result.Kept)
 	}
 
 	result, err = Uninstall(ctx, client, spec, true)
-	if err != nil || strings.Join(result.Deleted, " ") != "persistentvolumeclaim/data-rabbitmq-0" {
+	if err != nil || strings.Join(result.Deleted, " ") != "secret/workqueue-broker persistentvolumeclaim/data-rabbitmq-0" {
 		t.Errorf("with --delete-data: %+v, %v", result, err)
+	}
+
+	// Without a volume, everything goes at once.
+	client = fake.NewClientset()
+	ephemeral := Spec{Namespace: "ns"}.WithDefaults()
+	if _, err := Install(ctx, client, ephemeral); err != nil {
+		t.Fatal(err)
+	}
+	result, err = Uninstall(ctx, client, ephemeral, false)
+	want := "statefulset.apps/rabbitmq service/rabbitmq-service secret/workqueue-broker"
+	if err != nil || strings.Join(result.Deleted, " ") != want || len(result.Kept) != 0 {
+		t.Errorf("ephemeral: %+v, %v", result, err)
 	}
 
 	userSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: CredentialsSecret, Namespace: "ns"}}
