@@ -4,10 +4,14 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -118,4 +122,81 @@ func TestBrokerInstallRefusesWhatItDidNotMake(t *testing.T) {
 	if _, err := c.client.AppsV1().StatefulSets(c.namespace).Get(ctx, "rabbitmq", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a refused install left a StatefulSet: %v", err)
 	}
+}
+
+// The default broker keeps its queues on a volume: through a pod restart, and through an
+// uninstall and a new install, which finds the credentials that the kept data holds.
+func TestBrokerInstallKeepsQueuesOnItsVolume(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	class := c.localVolume("1Gi")
+	install := []string{"broker", "install", "--image", rabbitmqImage, "--image-pull-policy", "Never", "--storage-class", class, "--storage-size", "1Gi"}
+
+	if out := c.workqueue("", install...); !strings.Contains(out, "broker ready") {
+		t.Fatalf("install printed:\n%s", out)
+	}
+	c.fillItems("kept", []string{"a", "b", "c"})
+	c.restartBroker()
+	if out := c.workqueue("", "status", "kept"); !strings.Contains(out, "Queue kept: 3 ready") {
+		t.Fatalf("after a restart:\n%s", out)
+	}
+
+	out := c.workqueue("", "broker", "uninstall")
+	if !strings.Contains(out, "kept persistentvolumeclaim/data-rabbitmq-0") || !strings.Contains(out, "kept secret/workqueue-broker") {
+		t.Fatalf("uninstall printed:\n%s", out)
+	}
+	if _, err := c.client.AppsV1().StatefulSets(c.namespace).Get(ctx, "rabbitmq", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the StatefulSet is still there: %v", err)
+	}
+	if out := c.workqueue("", install...); !strings.Contains(out, "secret/workqueue-broker exists") || !strings.Contains(out, "broker ready") {
+		t.Fatalf("install over the kept data printed:\n%s", out)
+	}
+	if out := c.workqueue("", "status", "kept"); !strings.Contains(out, "Queue kept: 3 ready") {
+		t.Fatalf("after a new install:\n%s", out)
+	}
+
+	out = c.workqueue("", "broker", "uninstall", "--delete-data")
+	if !strings.Contains(out, "persistentvolumeclaim/data-rabbitmq-0 deleted") || !strings.Contains(out, "secret/workqueue-broker deleted") {
+		t.Fatalf("uninstall --delete-data printed:\n%s", out)
+	}
+}
+
+// localVolume makes a StorageClass that provisions nothing and one PersistentVolume of it on the
+// node (the local cluster has no provisioner), and returns the class's name.
+func (c *cluster) localVolume(size string) string {
+	c.t.Helper()
+	ctx := context.Background()
+	name := c.namespace
+	dir := "/var/tmp/wq-e2e-volume-" + name
+	// The broker runs as its own user, and a hostPath volume is not chowned for it.
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		c.t.Fatal(err)
+	}
+	immediate := storagev1.VolumeBindingImmediate
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: "kubernetes.io/no-provisioner", VolumeBindingMode: &immediate}
+	volume := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName:              name,
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}},
+		},
+	}
+	c.t.Cleanup(func() {
+		c.client.CoreV1().PersistentVolumes().Delete(ctx, name, metav1.DeleteOptions{})
+		c.client.StorageV1().StorageClasses().Delete(ctx, name, metav1.DeleteOptions{})
+		os.RemoveAll(dir)
+	})
+	if _, err := c.client.StorageV1().StorageClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.client.CoreV1().PersistentVolumes().Create(ctx, volume, metav1.CreateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	return name
 }
