@@ -221,6 +221,7 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.Out, "service/%s applied\nstatefulset.apps/%s applied\n", o.spec.Service, o.spec.Name)
 	if !o.Wait {
+		fmt.Fprintf(o.ErrOut, "follow it with: kubectl rollout status statefulset/%s -n %s\n", o.spec.Name, o.spec.Namespace)
 		return nil
 	}
 	return o.waitUntilServing(ctx, client)

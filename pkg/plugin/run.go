@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -296,7 +295,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 	}
 
 	if o.DryRun == "client" {
-		return o.printer.PrintObj(toJob(applyConfig), o.Out)
+		return o.printer.PrintObj(typed(applyConfig, &batchv1.Job{}, batchv1.SchemeGroupVersion.WithKind("Job")), o.Out)
 	}
 	if o.DryRun == "server" {
 		created, err := jobs.Apply(ctx, applyConfig, metav1.ApplyOptions{FieldManager: job.FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}})
@@ -435,15 +434,6 @@ func jobFinished(j *batchv1.Job) bool {
 		}
 	}
 	return false
-}
-
-// toJob turns an apply configuration into the typed object printers take.
-func toJob(applyConfig *batchv1ac.JobApplyConfiguration) *batchv1.Job {
-	data, _ := json.Marshal(applyConfig)
-	j := &batchv1.Job{}
-	json.Unmarshal(data, j)
-	j.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("Job"))
-	return j
 }
 
 func parseEnv(values []string) ([]corev1.EnvVar, error) {
