@@ -109,6 +109,9 @@ type agent struct {
 	// failedIDs remembers items that failed in this process, to notice a queue that hands the
 	// same failed item back with no delivery limit to end it.
 	failedIDs map[string]bool
+	// lostAcks remembers items whose ack was lost with the connection, to notice a broker that
+	// drops the channel every time the item runs.
+	lostAcks map[string]bool
 }
 
 // Run takes items from the queue and runs the command for each, as cfg.Mode says, writes the
@@ -232,11 +235,12 @@ func (a *agent) one() Result {
 		a.sessionFailures = 0
 		if ok {
 			o, err := a.process(newItem(delivery))
-			if err != nil {
-				return a.errorResultWith(o, err)
-			}
+			// Done means acked: the pod did its one item, even when told to stop as it finished.
 			if o.Result == outcome.ResultDone {
 				return Result{ExitCode: outcome.ExitOK, Outcome: o}
+			}
+			if err != nil {
+				return a.errorResultWith(o, err)
 			}
 			return Result{ExitCode: outcome.ExitItemFailed, Outcome: o}
 		}
@@ -328,6 +332,19 @@ func (a *agent) confirmEmpty() (done bool, err error) {
 func (a *agent) processCounted(it item) error {
 	o, err := a.process(it)
 	a.last = o
+	var lost *ackLostError
+	if errors.As(err, &lost) {
+		// The broker delivers the item again, here or to another pod. Twice for the same item
+		// means the broker drops the channel while the command runs, and would go on doing so.
+		if a.lostAcks[it.messageID] {
+			return &unreachableError{err: fmt.Errorf("%w, for the second time: the broker closes the channel while the command runs, as RabbitMQ does when an item takes longer than its consumer_timeout (30 minutes by default); raise consumer_timeout or set --item-timeout below it", lost)}
+		}
+		if a.lostAcks == nil {
+			a.lostAcks = make(map[string]bool)
+		}
+		a.lostAcks[it.messageID] = true
+		return nil
+	}
 	switch o.Result {
 	case outcome.ResultDone:
 		a.processed++
@@ -368,9 +385,11 @@ func (a *agent) drainResult(reason string) Result {
 	}
 }
 
-// process runs the command for one item and settles the delivery: ack on success, requeue
-// otherwise. Losing the connection meanwhile is logged, not fatal: the broker redelivers.
-// The error is non-nil only when the agent must stop (a signal, or a command that cannot start).
+// process runs the command for one item and settles the delivery: ack when the command exited
+// 0, requeue otherwise. The error is non-nil when the agent must stop (a signal, a command that
+// cannot start) or when the ack was lost with the connection (an ackLostError: the broker
+// delivers the item again). A command that exits 0 although a signal came is acked: its work
+// is done; the agent stops after it.
 func (a *agent) process(it item) (outcome.Outcome, error) {
 	run := a.runCommand(it)
 	o := outcome.Outcome{
@@ -388,13 +407,27 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 		subject = fmt.Sprintf("item %s %q attempt %d", it.messageID, it.preview, it.attempt)
 	}
 
+	var stop error
+	if run.signal != nil {
+		stop = &interruptedError{signal: run.signal}
+	}
 	switch {
-	case run.succeeded():
-		o.Result = outcome.ResultDone
+	case run.exitedZero():
 		if err := it.delivery.Ack(false); err != nil {
 			a.logf("%s: done in %s, but the ack did not reach the broker (%v); the broker will deliver the item again", subject, formatDuration(run.duration), err)
 			a.dropSession()
-			return o, nil
+			lost := &ackLostError{messageID: it.messageID, err: err}
+			o.Result = outcome.ResultError
+			o.Error = a.redact.redact(lost.Error())
+			if stop != nil {
+				return o, stop
+			}
+			return o, lost
+		}
+		o.Result = outcome.ResultDone
+		if stop != nil {
+			a.logf("%s: done in %s, although %s came meanwhile; stopping", subject, formatDuration(run.duration), signalName(run.signal))
+			return o, stop
 		}
 		a.logf("%s: done in %s", subject, formatDuration(run.duration))
 		return o, nil
@@ -409,7 +442,10 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 		o.Result = outcome.ResultError
 		o.Error = a.redact.redact(run.err.Error())
 		a.requeue(it)
-		return o, misconfigured("%s: %v; requeued", subject, run.err)
+		if cannotEverStart(run.err) {
+			return o, misconfigured("%s: %v; requeued", subject, run.err)
+		}
+		return o, &cannotStartError{err: fmt.Errorf("%s: %w; requeued for another pod", subject, run.err)}
 
 	case run.timedOut:
 		o.Result = outcome.ResultFailed
@@ -511,8 +547,12 @@ func (a *agent) errorResultWith(o outcome.Outcome, err error) Result {
 	o.Result = outcome.ResultError
 	o.Error = message
 	var mis *misconfiguredError
-	if errors.As(err, &mis) {
+	var cannotStart *cannotStartError
+	switch {
+	case errors.As(err, &mis):
 		return Result{ExitCode: outcome.ExitMisconfigured, Outcome: o}
+	case errors.As(err, &cannotStart):
+		return Result{ExitCode: outcome.ExitCannotStart, Outcome: o}
 	}
 	return Result{ExitCode: outcome.ExitBrokerUnreachable, Outcome: o}
 }

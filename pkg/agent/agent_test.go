@@ -632,3 +632,82 @@ func TestDrainModeStopsWhenAClassicQueueHandsBackAFailedItem(t *testing.T) {
 	}
 	eventuallyReady(t, queue, 2-result.Outcome.Processed)
 }
+
+// A command that finishes its item after SIGTERM has done the work: the item is acked, not
+// retried. One mode then exits 0 (its one item is done); drain mode stops as interrupted.
+func TestCommandThatFinishesAfterTheSignalIsAcked(t *testing.T) {
+	for _, mode := range []Mode{ModeOne, ModeDrain} {
+		t.Run(string(mode), func(t *testing.T) {
+			queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 5})
+			publish(t, queue, message{id: "finishing", body: []byte("x")}, message{id: "untouched", body: []byte("y")})
+			dir := t.TempDir()
+			started := filepath.Join(dir, "started")
+			script := `trap 'stop=1' TERM; touch "$0"; while [ -z "$stop" ]; do sleep 0.05; done; exit 0`
+			run := startAgent(t, Config{Queue: queue, Mode: mode, Command: []string{"sh", "-c", script, started}})
+
+			waitForFile(t, started)
+			run.signals <- syscall.SIGTERM
+			result := run.wait(t)
+
+			want := outcome.ExitOK
+			if mode == ModeDrain {
+				want = outcome.ExitInterrupted
+			}
+			if result.ExitCode != want || result.Outcome.MessageID != "finishing" {
+				t.Fatalf("exit code %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
+			}
+			if mode == ModeDrain && result.Outcome.Processed != 1 {
+				t.Errorf("processed %d, want 1", result.Outcome.Processed)
+			}
+			// The finished item is gone; the one never started is still there.
+			eventuallyReady(t, queue, 1)
+		})
+	}
+}
+
+// In one mode, the ack lost with the connection must not count as a completion: the broker
+// delivers the item again, and a Job whose completions match the items needs another pod for it.
+func TestOneModeLostAckIsNotASuccess(t *testing.T) {
+	queue := testQueue(t, queueSpec{})
+	publish(t, queue, message{id: "cut", body: []byte("x")})
+	u, err := url.Parse(testBrokerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, u.Host)
+	u.Host = proxy.addr()
+	dir := t.TempDir()
+	script := `touch "$0/cutting"; while [ ! -e "$0/cut-done" ]; do sleep 0.05; done`
+	run := startAgent(t, Config{BrokerURL: u.String(), Queue: queue, Mode: ModeOne, Command: []string{"sh", "-c", script, dir}})
+
+	waitForFile(t, filepath.Join(dir, "cutting"))
+	proxy.cut()
+	time.Sleep(500 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(dir, "cut-done"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	result := run.wait(t)
+
+	if result.ExitCode != outcome.ExitBrokerUnreachable || result.Outcome.Result != outcome.ResultError {
+		t.Fatalf("exit code %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
+	}
+	if !strings.Contains(result.Outcome.Error, "delivers it again") {
+		t.Errorf("outcome error %q", result.Outcome.Error)
+	}
+	eventuallyReady(t, queue, 1)
+}
+
+// A command that is not a program fails the same way in every pod: misconfigured, the item kept.
+func TestACommandThatIsNotAProgramIsAMisconfiguration(t *testing.T) {
+	queue := testQueue(t, queueSpec{})
+	publish(t, queue, message{id: "a", body: []byte("x")})
+	notAProgram := filepath.Join(t.TempDir(), "process-item")
+	if err := os.WriteFile(notAProgram, []byte{0x7f, 'E', 'L', 'F', 0, 0, 0, 0}, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	result, run := runAgent(t, Config{Queue: queue, Command: []string{notAProgram}})
+	if result.ExitCode != outcome.ExitMisconfigured || !strings.Contains(result.Outcome.Error, "exec format error") {
+		t.Fatalf("exit code %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
+	}
+	eventuallyReady(t, queue, 1)
+}

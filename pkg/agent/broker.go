@@ -37,6 +37,24 @@ type unreachableError struct{ err error }
 func (e *unreachableError) Error() string { return e.err.Error() }
 func (e *unreachableError) Unwrap() error { return e.err }
 
+// ackLostError means the command succeeded but its ack did not reach the broker, which will
+// deliver the item again.
+type ackLostError struct {
+	messageID string
+	err       error
+}
+
+func (e *ackLostError) Error() string {
+	return fmt.Sprintf("item %s was processed but its ack did not reach the broker (%v); the broker delivers it again", e.messageID, e.err)
+}
+func (e *ackLostError) Unwrap() error { return e.err }
+
+// cannotStartError means the command could not be started for a reason of this pod's.
+type cannotStartError struct{ err error }
+
+func (e *cannotStartError) Error() string { return e.err.Error() }
+func (e *cannotStartError) Unwrap() error { return e.err }
+
 // interruptedError means a signal told the agent to stop.
 type interruptedError struct{ signal os.Signal }
 
@@ -178,6 +196,8 @@ func (a *agent) permanentRefusal(err error) error {
 	case amqpErr == amqp.ErrCredentials || (amqpErr.Code == amqp.AccessRefused && isLoginRefusal(amqpErr)):
 		return misconfigured("the broker at %s refused the login in BROKER_URL (%s): check the user name and password (RabbitMQ admits the guest user only from localhost unless loopback_users is changed)",
 			a.redact.url, amqpErr.Reason)
+	case amqpErr.Code == amqp.NotAllowed && isPassingRefusal(amqpErr):
+		return nil
 	case amqpErr == amqp.ErrVhost || amqpErr.Code == amqp.NotAllowed || amqpErr.Code == amqp.InvalidPath:
 		return misconfigured("the broker at %s did not let the user into vhost %q (%s): check the vhost in BROKER_URL or grant the user access to it",
 			a.redact.url, a.vhost, amqpErr.Reason)
@@ -189,6 +209,14 @@ func (a *agent) permanentRefusal(err error) error {
 			a.redact.url, a.cfg.Queue, amqpErr.Reason)
 	}
 	return nil
+}
+
+// isPassingRefusal tells the 530 NOT_ALLOWED replies that waiting can fix, a user's or vhost's
+// connection limit reached or a vhost that is restarting, from those that it cannot (no access
+// to the vhost, no such vhost).
+func isPassingRefusal(err *amqp.Error) bool {
+	reason := strings.ToLower(err.Reason)
+	return strings.Contains(reason, "limit") || strings.Contains(reason, "is down")
 }
 
 func isLoginRefusal(err *amqp.Error) bool {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,8 +29,23 @@ type commandResult struct {
 	duration time.Duration
 }
 
-func (r commandResult) succeeded() bool {
-	return r.started && r.exitCode == 0 && !r.timedOut && r.signal == nil
+// exitedZero reports a command that ran to exit 0 by itself: not killed for its timeout. A
+// signal may have come meanwhile; the command finished its item anyway.
+func (r commandResult) exitedZero() bool {
+	return r.started && r.exitCode == 0 && r.err == nil && !r.timedOut
+}
+
+// cannotEverStart tells the reasons a command cannot start in any pod of the Job (not
+// executable, not found, wrong architecture) from those of this pod (too many processes, no
+// memory, no file descriptors), which another pod may not have.
+func cannotEverStart(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ENOENT, syscall.ENOTDIR, syscall.EACCES, syscall.EPERM,
+		syscall.ENOEXEC, syscall.ELOOP, syscall.ENAMETOOLONG, syscall.EISDIR, syscall.ELIBBAD} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // runCommand runs the command for one item: directly, without a shell, with the body on stdin,

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -86,5 +88,33 @@ func TestRedactorHidesThePasswordInEveryForm(t *testing.T) {
 	}
 	if got := newRedactor("amqp://host/").redact("amqp://host/ is fine"); got != "amqp://host/ is fine" {
 		t.Errorf("redact without a password = %q", got)
+	}
+}
+
+func TestOnlyStartFailuresOfEveryPodAreMisconfigurations(t *testing.T) {
+	for errno, want := range map[syscall.Errno]bool{
+		syscall.ENOEXEC: true, syscall.EACCES: true, syscall.ENOENT: true,
+		syscall.EAGAIN: false, syscall.ENOMEM: false, syscall.EMFILE: false, syscall.ENFILE: false,
+	} {
+		err := &os.PathError{Op: "fork/exec", Path: "/app/run", Err: errno}
+		if got := cannotEverStart(fmt.Errorf("cannot start run: %w", err)); got != want {
+			t.Errorf("%v: cannotEverStart = %v, want %v", errno, got, want)
+		}
+	}
+}
+
+func TestConnectionLimitsAreWaitedOutNotMisconfigurations(t *testing.T) {
+	a := &agent{redact: newRedactor("amqp://u:p@h/"), vhost: "/"}
+	for reason, permanent := range map[string]bool{
+		"NOT_ALLOWED - access to vhost '/' refused for user 'u'":      true,
+		"NOT_ALLOWED - vhost /x not found":                            true,
+		"NOT_ALLOWED - connection limit (10) is reached":              false,
+		"NOT_ALLOWED - vhost '/' is down":                             false,
+		"NOT_ALLOWED - user 'u' has reached its connection limit (5)": false,
+	} {
+		err := &amqp.Error{Code: amqp.NotAllowed, Reason: reason, Server: true}
+		if got := a.permanentRefusal(err) != nil; got != permanent {
+			t.Errorf("%q: permanent = %v, want %v", reason, got, permanent)
+		}
 	}
 }

@@ -167,7 +167,7 @@ func podFailurePolicy(withAgent bool) *batchv1ac.PodFailurePolicyApplyConfigurat
 		onExitCodes(batchv1.PodFailurePolicyActionFailJob, outcome.ExitMisconfigured),
 		onExitCodes(batchv1.PodFailurePolicyActionIgnore, outcome.ExitInterrupted),
 		disruption,
-		onExitCodes(batchv1.PodFailurePolicyActionCount, outcome.ExitItemFailed, outcome.ExitBrokerUnreachable),
+		onExitCodes(batchv1.PodFailurePolicyActionCount, outcome.ExitItemFailed, outcome.ExitBrokerUnreachable, outcome.ExitCannotStart),
 	)
 }
 

@@ -35,7 +35,8 @@
 //	ExitInterrupted (4)           → Ignore   (the item was requeued; the pod is replaced)
 //	condition DisruptionTarget    → Ignore   (eviction, preemption, node drain)
 //	ExitItemFailed (3),
-//	ExitBrokerUnreachable (6)     → Count    (against backoffLimit)
+//	ExitBrokerUnreachable (6),
+//	ExitCannotStart (7)           → Count    (against backoffLimit)
 //
 // Without the agent the image's own exit codes mean nothing to us, so only the DisruptionTarget
 // rule is present.

@@ -21,9 +21,13 @@ const (
 	// ExitMisconfigured: the broker refused us (bad credentials, missing queue, bad URL, no command):
 	// retrying cannot help, so the Job fails at once.
 	ExitMisconfigured = 5
-	// ExitBrokerUnreachable: the broker could not be reached within the retry budget; a new pod may
-	// succeed, so it counts against the backoff limit.
+	// ExitBrokerUnreachable: the broker could not be reached within the retry budget, or an ack
+	// was lost with the connection (the item is delivered again); a new pod may succeed, so it
+	// counts against the backoff limit.
 	ExitBrokerUnreachable = 6
+	// ExitCannotStart: the command could not be started for a reason of this pod's (too many
+	// processes, no memory, no file descriptors); the item was requeued and a new pod may succeed.
+	ExitCannotStart = 7
 )
 
 // Results an agent reports for a pod.
