@@ -339,7 +339,7 @@ func TestPodFailurePolicy(t *testing.T) {
 			{action: batchv1.PodFailurePolicyActionFailJob, codes: []int32{outcome.ExitMisconfigured}},
 			{action: batchv1.PodFailurePolicyActionIgnore, codes: []int32{outcome.ExitInterrupted}},
 			{action: batchv1.PodFailurePolicyActionIgnore, cond: corev1.DisruptionTarget},
-			{action: batchv1.PodFailurePolicyActionCount, codes: []int32{outcome.ExitItemFailed, outcome.ExitBrokerUnreachable}},
+			{action: batchv1.PodFailurePolicyActionCount, codes: []int32{outcome.ExitItemFailed, outcome.ExitBrokerUnreachable, outcome.ExitCannotStart}},
 		}
 		if len(got) != len(want) {
 			t.Fatalf("rules = %+v, want %+v", got, want)
