@@ -31,7 +31,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.yaml from the curren
 func ptrTo[T any](v T) *T { return &v }
 
 var brokerSecret = corev1.SecretKeySelector{
-	LocalObjectReference: corev1.LocalObjectReference{Name: "workqueue-broker"},
+	LocalObjectReference: corev1.LocalObjectReference{Name: "job-broker-url"},
 	Key:                  "url",
 }
 

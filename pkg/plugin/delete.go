@@ -83,9 +83,14 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("delete Job %s: %w", o.Name, err)
 	}
-	// The Job owns it, but it may outlive a Job that was never created.
-	if err := client.CoreV1().Secrets(o.namespace).Delete(ctx, brokerSecretName(o.Name), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete Secret %s: %w", brokerSecretName(o.Name), err)
+	// The Job owns it, but it may outlive a Job that was never created. A Secret of that name
+	// that run did not make for this Job is someone else's.
+	secrets := client.CoreV1().Secrets(o.namespace)
+	secretName := brokerSecretName(o.Name)
+	if secret, err := secrets.Get(ctx, secretName, metav1.GetOptions{}); err == nil && isJobSecret(secret, o.Name) {
+		if err := secrets.Delete(ctx, secretName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete Secret %s: %w", secretName, err)
+		}
 	}
 	if b != nil {
 		for _, name := range []string{o.Queue, queue.DeadLetterName(o.Queue)} {

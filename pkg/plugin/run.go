@@ -244,8 +244,14 @@ func oneLine(err error) error {
 
 const brokerSecretKey = "url"
 
-// brokerSecretName is the Secret that gives a Job's pods BROKER_URL; the Job owns it.
-func brokerSecretName(jobName string) string { return jobName + "-broker" }
+// brokerSecretName is the Secret that gives a Job's pods BROKER_URL; the Job owns it. Its
+// suffix keeps it apart from the broker's own credentials Secret, whatever the Job is called.
+func brokerSecretName(jobName string) string { return jobName + "-broker-url" }
+
+// isJobSecret tells the Secret that run made for a Job from anything else of that name.
+func isJobSecret(secret *corev1.Secret, jobName string) bool {
+	return secret.Labels[job.LabelManagedBy] == job.ManagedBy && secret.Labels[job.LabelJob] == jobName
+}
 
 // queueState is what the broker says of the queue when the Job starts.
 type queueState struct {
@@ -373,6 +379,10 @@ func (o *RunOptions) apply(ctx context.Context, client kubernetes.Interface, app
 		return nil, err
 	}
 	secrets := client.CoreV1().Secrets(o.namespace)
+	existing, err := secrets.Get(ctx, o.spec.BrokerSecret.Name, metav1.GetOptions{})
+	if err == nil && !isJobSecret(existing, o.spec.Name) {
+		return nil, fmt.Errorf("Secret %s already exists and was not made by kubectl workqueue for Job %s: pass --name to give the Job another name", o.spec.BrokerSecret.Name, o.spec.Name)
+	}
 	secret := corev1ac.Secret(o.spec.BrokerSecret.Name, o.namespace).
 		WithLabels(map[string]string{job.LabelManagedBy: "kubectl-workqueue", job.LabelJob: o.spec.Name}).
 		WithStringData(map[string]string{brokerSecretKey: podURL})
@@ -386,10 +396,11 @@ func (o *RunOptions) apply(ctx context.Context, client kubernetes.Interface, app
 		return nil, fmt.Errorf("create Job %s: %w", o.spec.Name, err)
 	}
 	// Owned by the Job, the Secret is deleted with it (by hand, or by ttlSecondsAfterFinished).
+	// Not cancelled by Ctrl-C: the Job exists now, and a Secret without its owner would outlive it.
 	secret.WithOwnerReferences(metav1ac.OwnerReference().
 		WithAPIVersion("batch/v1").WithKind("Job").WithName(created.Name).WithUID(created.UID).
 		WithBlockOwnerDeletion(false))
-	if _, err := secrets.Apply(ctx, secret, applyOptions); err != nil {
+	if _, err := secrets.Apply(context.WithoutCancel(ctx), secret, applyOptions); err != nil {
 		return nil, fmt.Errorf("make Job %s the owner of Secret %s: %w", created.Name, o.spec.BrokerSecret.Name, err)
 	}
 	return created, nil

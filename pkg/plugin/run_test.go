@@ -1,8 +1,12 @@
 package plugin
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestRunDryRunClientPrintsTheJobWithoutSecrets(t *testing.T) {
@@ -13,7 +17,7 @@ func TestRunDryRunClientPrintsTheJobWithoutSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"kind: Job", "completions: 3", "parallelism: 2", "secretKeyRef", "name: job1-broker",
+	for _, want := range []string{"kind: Job", "completions: 3", "parallelism: 2", "secretKeyRef", "name: job1-broker-url",
 		"/workqueue/workqueue-agent", "--mode=one", "cat; echo $1", "podFailurePolicy", "cpu: 100m", "MODE"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry-run output lacks %q", want)
@@ -78,5 +82,40 @@ func TestRunRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 		if n := len(getter.client.Actions()); n != 0 {
 			t.Errorf("%v: bad input reached the cluster (%d calls)", tc.args, n)
 		}
+	}
+}
+
+// The pods' Secret never takes the name of the broker's credentials, or of anyone's Secret.
+func TestRunKeepsOffSecretsItDidNotMake(t *testing.T) {
+	url := brokerURL(t)
+	name := testQueue(t)
+	if _, _, err := runCommand(t, newFakeGetter(), "", "fill", name, "--item", "x", "--broker-url", url, "-q"); err != nil {
+		t.Fatal(err)
+	}
+	credentials := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: CredentialsSecret, Namespace: "test-ns"},
+		Data: map[string][]byte{"username": []byte("u"), "password": []byte("p")}}
+	getter := newFakeGetter(credentials)
+	if _, _, err := runCommand(t, getter, "", "run", name, "--name", "workqueue", "--image", "i", "--detach", "--broker-url", url, "--", "cat"); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := getter.client.CoreV1().Secrets("test-ns").Get(context.Background(), CredentialsSecret, metav1.GetOptions{})
+	if err != nil || len(kept.OwnerReferences) != 0 || string(kept.Data["password"]) != "p" {
+		t.Fatalf("the credentials Secret was touched: %+v, %v", kept, err)
+	}
+
+	someones := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other-broker-url", Namespace: "test-ns"}}
+	getter = newFakeGetter(someones)
+	_, _, err = runCommand(t, getter, "", "run", name, "--name", "other", "--image", "i", "--detach", "--broker-url", url, "--", "cat")
+	if err == nil || !strings.Contains(err.Error(), "Secret other-broker-url already exists") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := getter.client.BatchV1().Jobs("test-ns").Get(context.Background(), "other", metav1.GetOptions{}); err == nil {
+		t.Error("a Job was created although its Secret was refused")
+	}
+	if _, _, err := runCommand(t, getter, "", "delete", name, "--name", "other", "--keep-queue"); err == nil {
+		t.Error("delete found something to delete")
+	}
+	if _, err := getter.client.CoreV1().Secrets("test-ns").Get(context.Background(), "other-broker-url", metav1.GetOptions{}); err != nil {
+		t.Error("delete removed a Secret run did not make")
 	}
 }

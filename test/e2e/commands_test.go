@@ -71,7 +71,7 @@ func TestStatusDryRunDetachWatchAndDelete(t *testing.T) {
 			t.Fatalf("delete printed:\n%s", out)
 		}
 	}
-	if _, err := c.client.CoreV1().Secrets(c.namespace).Get(context.Background(), "life-broker", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := c.client.CoreV1().Secrets(c.namespace).Get(context.Background(), "life-broker-url", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("the Job's broker Secret survived delete: %v", err)
 	}
 	if _, stderr, err := c.run(context.Background(), "", "workqueue", "delete", "life"); err == nil || !strings.Contains(stderr, "nothing to delete") {
