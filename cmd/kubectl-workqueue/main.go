@@ -21,6 +21,12 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first Ctrl-C asks the command to stop cleanly; a second one ends the process at once,
+	// for a command blocked where it cannot notice (reading a terminal or a pipe).
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	cmd := plugin.NewRootCommand(streams, version)

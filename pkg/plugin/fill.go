@@ -319,6 +319,10 @@ func (o *FillOptions) Run(ctx context.Context) error {
 		Progress:    func(n int) { confirmed.Store(int64(n)) },
 	})
 	stopProgress()
+	if err == nil && ctx.Err() != nil {
+		// Ctrl-C kills a producer piping into fill too, so its end of input proves nothing.
+		err = errors.New("interrupted; the input may have ended early")
+	}
 	if err != nil {
 		return o.describeFailure(result, err)
 	}
