@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -17,6 +18,18 @@ import (
 
 // version is set at release time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
+
+// moduleVersion is the version without -ldflags: the tag that `go install ...@v1.2.3` records
+// in the binary, or "dev" for a build from a checkout.
+func moduleVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return version
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -29,7 +42,7 @@ func main() {
 	}()
 
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-	cmd := plugin.NewRootCommand(streams, version)
+	cmd := plugin.NewRootCommand(streams, moduleVersion())
 	err := cmd.ExecuteContext(ctx)
 	interrupted := ctx.Err() != nil
 	stop()

@@ -41,6 +41,15 @@ func (p *podPrinter) logLine(pod, line string) {
 	p.redrawLocked()
 }
 
+// warning prints a line about the Job on the error stream, keeping the progress bar below it.
+func (p *podPrinter) warning(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+	fmt.Fprintln(p.errOut, line)
+	p.redrawLocked()
+}
+
 func (p *podPrinter) progress(pr tail.Progress) {
 	if !p.tty {
 		return

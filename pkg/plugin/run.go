@@ -31,6 +31,16 @@ import (
 // AgentImageRepository is where releases publish the agent image, tagged with the plugin's version.
 const AgentImageRepository = "ghcr.io/kubectl-workqueue/workqueue-agent"
 
+// DefaultAgentImage is the agent of the plugin's own release, or the newest released one for a
+// plugin built from a checkout or a commit, whose version no image carries.
+func DefaultAgentImage(pluginVersion string) string {
+	release := strings.HasPrefix(pluginVersion, "v") && !strings.ContainsAny(pluginVersion, "-+")
+	if !release {
+		return AgentImageRepository + ":latest"
+	}
+	return AgentImageRepository + ":" + pluginVersion
+}
+
 var runExample = examples(`
 	# The seed's pattern: an image whose entrypoint consumes one item (BROKER_URL and QUEUE are set)
 	kubectl workqueue run job1 --image registry.example/job-wq-1:v1
@@ -87,7 +97,7 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 		Parallelism: job.DefaultParallelism,
 		Completions: -1,
 		MaxAttempts: job.DefaultMaxAttempts,
-		AgentImage:  AgentImageRepository + ":" + version,
+		AgentImage:  DefaultAgentImage(version),
 		DryRun:      "none",
 		PrintFlags:  genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
 		stderrTTY:   func() bool { return isTerminal(streams.ErrOut) },

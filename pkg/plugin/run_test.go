@@ -119,3 +119,17 @@ func TestRunKeepsOffSecretsItDidNotMake(t *testing.T) {
 		t.Error("delete removed a Secret run did not make")
 	}
 }
+
+func TestDefaultAgentImageMatchesReleasesOnly(t *testing.T) {
+	for version, want := range map[string]string{
+		"v0.3.1":                             AgentImageRepository + ":v0.3.1",
+		"dev":                                AgentImageRepository + ":latest",
+		"v0.0.0-20261127101500-4d3cad1f0e2a": AgentImageRepository + ":latest",
+		"v0.3.1+dirty":                       AgentImageRepository + ":latest",
+		"v1.0.0-rc.1":                        AgentImageRepository + ":latest",
+	} {
+		if got := DefaultAgentImage(version); got != want {
+			t.Errorf("%s: %s, want %s", version, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package plugin
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -33,7 +34,8 @@ type jobWatcher struct {
 func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, state queueState) error {
 	printer := newPodPrinter(o.Out, o.ErrOut, o.tty)
 	var logs sync.WaitGroup
-	opts := tail.Options{OnPod: printer.pod, OnProgress: printer.progress}
+	opts := tail.Options{OnPod: printer.pod, OnProgress: printer.progress,
+		OnPodProblem: func(problem string, fatal bool) { printer.warning("warning: " + problem) }}
 	if o.logs {
 		opts.OnPodStarted = func(pod string) {
 			logs.Add(1)
@@ -48,6 +50,10 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, st
 	if ctx.Err() != nil {
 		fmt.Fprintf(o.ErrOut, "stopped following; Job %s keeps running. Follow it again with: kubectl workqueue status %s --watch\n", o.job, o.queue)
 		return ctx.Err()
+	}
+	var cannotStart *tail.PodsCannotStartError
+	if errors.As(err, &cannotStart) {
+		return fmt.Errorf("the Job's pods cannot start (%s); Job %s is left as it is: fix the cause and run again with --replace, or remove it with `kubectl workqueue delete %s`", cannotStart.Problem, o.job, o.queue)
 	}
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/podstatus"
 )
 
 // NotOursError says an object of the name the broker needs exists and was not made by the
@@ -192,9 +192,6 @@ type Status struct {
 	Fatal bool
 }
 
-// fatalReasons are container waiting reasons that no amount of waiting fixes.
-var fatalReasons = []string{"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"}
-
 // CheckStatus looks at the StatefulSet and its pod once.
 func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec) (Status, error) {
 	set, err := client.AppsV1().StatefulSets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
@@ -211,35 +208,17 @@ func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec) (Stat
 	if err != nil {
 		return Status{}, fmt.Errorf("read pod %s-0: %w", s.Name, err)
 	}
-	return podProblem(pod), nil
+	problem, fatal := podstatus.Problem(pod)
+	if problem != "" && strings.Contains(problem, "not provisioned") {
+		problem += "; --storage-class picks another class, --ephemeral needs none"
+	}
+	return Status{Problem: problem, Fatal: fatal}, nil
 }
 
 func statefulSetReady(set *appsv1.StatefulSet) bool {
 	st := set.Status
 	return st.ObservedGeneration >= set.Generation && st.ReadyReplicas >= 1 && st.UpdatedReplicas >= 1 &&
 		(st.UpdateRevision == "" || st.CurrentRevision == st.UpdateRevision)
-}
-
-func podProblem(pod *corev1.Pod) Status {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message != "" {
-			problem := fmt.Sprintf("pod %s cannot be scheduled: %s", pod.Name, strings.TrimSpace(c.Message))
-			if strings.Contains(c.Message, "unbound") {
-				problem += " (its data volume is not provisioned: see `kubectl describe pvc`; --storage-class picks another class, --ephemeral needs none)"
-			}
-			return Status{Problem: problem}
-		}
-	}
-	for _, cs := range pod.Status.ContainerStatuses {
-		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
-			problem := fmt.Sprintf("pod %s: %s", pod.Name, w.Reason)
-			if w.Message != "" {
-				problem += ": " + w.Message
-			}
-			return Status{Problem: problem, Fatal: slices.Contains(fatalReasons, w.Reason)}
-		}
-	}
-	return Status{}
 }
 
 // UninstallResult lists what Uninstall deleted and what it left alone.

@@ -358,13 +358,10 @@ func TestCheckStatusNamesWhyThePodDoesNotRun(t *testing.T) {
 		"no pod yet": {[]runtime.Object{set}, Status{}},
 		"unschedulable": {[]runtime.Object{set, pod(corev1.PodStatus{Conditions: []corev1.PodCondition{{
 			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Message: "pod has unbound immediate PersistentVolumeClaims"}}})},
-			Status{Problem: "pod rabbitmq-0 cannot be scheduled: pod has unbound immediate PersistentVolumeClaims (its data volume is not provisioned: see `kubectl describe pvc`; --storage-class picks another class, --ephemeral needs none)"}},
-		"bad image": {[]runtime.Object{set, pod(corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+			Status{Problem: "pod rabbitmq-0 cannot be scheduled: pod has unbound immediate PersistentVolumeClaims (a volume is not provisioned: see `kubectl describe pvc`); --storage-class picks another class, --ephemeral needs none"}},
+		"bad image": {[]runtime.Object{set, pod(corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName,
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "InvalidImageName", Message: "couldn't parse image name"}}}}})},
-			Status{Problem: "pod rabbitmq-0: InvalidImageName: couldn't parse image name", Fatal: true}},
-		"pulling again": {[]runtime.Object{set, pod(corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
-			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}}}})},
-			Status{Problem: "pod rabbitmq-0: ImagePullBackOff"}},
+			Status{Problem: "pod rabbitmq-0: container rabbitmq: InvalidImageName: couldn't parse image name", Fatal: true}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

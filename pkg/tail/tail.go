@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/podstatus"
 )
 
 // PodResult is one finished pod.
@@ -64,11 +65,15 @@ type Options struct {
 	OnProgress func(Progress)
 	// OnPodStarted is called once per pod whose worker container has started (to stream its log).
 	OnPodStarted func(pod string)
+	// OnPodProblem is called when a pod cannot start (an image that cannot be pulled, a missing
+	// Secret, no node for it), once per pod and problem. Fatal problems end Follow with an
+	// error, since the Job would wait for them forever.
+	OnPodProblem func(problem string, fatal bool)
 }
 
 // Follow watches the Job until it is Complete or Failed, or ctx ends.
 func Follow(ctx context.Context, client kubernetes.Interface, namespace, name string, opts Options) (Summary, error) {
-	f := &follower{opts: opts, seen: map[types.UID]bool{}, running: map[types.UID]bool{}, done: make(chan struct{}), started: time.Now()}
+	f := &follower{opts: opts, seen: map[types.UID]bool{}, running: map[types.UID]bool{}, problems: map[types.UID]string{}, done: make(chan struct{}), started: time.Now()}
 
 	jobs := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -132,6 +137,7 @@ type follower struct {
 	mu       sync.Mutex
 	seen     map[types.UID]bool
 	running  map[types.UID]bool
+	problems map[types.UID]string // the last problem reported per pod
 	summary  Summary
 	active   int32
 	started  time.Time
@@ -211,6 +217,7 @@ func (f *follower) pod(obj any) {
 	}
 	f.podStarted(p)
 	if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+		f.podProblem(p)
 		return
 	}
 	f.mu.Lock()
@@ -241,6 +248,28 @@ func (f *follower) pod(obj any) {
 		f.opts.OnProgress(progress)
 	}
 }
+
+func (f *follower) podProblem(p *corev1.Pod) {
+	problem, fatal := podstatus.Problem(p)
+	if problem == "" {
+		return
+	}
+	f.mu.Lock()
+	reported := f.problems[p.UID] == problem
+	f.problems[p.UID] = problem
+	f.mu.Unlock()
+	if !reported && f.opts.OnPodProblem != nil {
+		f.opts.OnPodProblem(problem, fatal)
+	}
+	if fatal {
+		f.finish(&PodsCannotStartError{Problem: problem})
+	}
+}
+
+// PodsCannotStartError ends Follow when a pod of the Job can never start.
+type PodsCannotStartError struct{ Problem string }
+
+func (e *PodsCannotStartError) Error() string { return e.Problem }
 
 func (f *follower) podStarted(p *corev1.Pod) {
 	if f.opts.OnPodStarted == nil {

@@ -2,6 +2,8 @@ package tail
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,5 +128,61 @@ func TestFollowStopsWithTheContext(t *testing.T) {
 	defer cancel()
 	if _, err := Follow(ctx, client, "ns", "job1", Options{}); err == nil {
 		t.Fatal("want the context's error")
+	}
+}
+
+func waitingPod(name, container, reason string) *corev1.Pod {
+	selector, _ := labels.ConvertSelectorToLabelsMap(job.Selector("job1"))
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: selector, UID: apitypes.UID("uid-" + name)},
+		Status: corev1.PodStatus{Phase: corev1.PodPending, InitContainerStatuses: []corev1.ContainerStatus{{
+			Name: container, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason}},
+		}}},
+	}
+}
+
+// A pod that can never start ends the follow instead of leaving it waiting forever; one that
+// may still start is reported once and waited for.
+func TestFollowReportsPodsThatCannotStart(t *testing.T) {
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "job1", Namespace: "ns"}}
+	backingOff := waitingPod("job1-a", job.InitContainerName, "ImagePullBackOff")
+	client := fake.NewClientset(j, backingOff)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var mu sync.Mutex
+	var problems []string
+	done := make(chan error)
+	go func() {
+		_, err := Follow(ctx, client, "ns", "job1", Options{OnPodProblem: func(problem string, fatal bool) {
+			mu.Lock()
+			problems = append(problems, problem)
+			mu.Unlock()
+		}})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	// The same problem again is not reported twice.
+	backingOff.Status.Message = "still"
+	if _, err := client.CoreV1().Pods("ns").UpdateStatus(ctx, backingOff, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Follow ended on a pod that may still start: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := client.CoreV1().Pods("ns").Create(ctx, waitingPod("job1-b", job.InitContainerName, "ErrImageNeverPull"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	var cannotStart *PodsCannotStartError
+	if !errors.As(err, &cannotStart) || !strings.Contains(cannotStart.Problem, "job1-b") || !strings.Contains(cannotStart.Problem, "ErrImageNeverPull") {
+		t.Fatalf("got %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) != 2 || !strings.Contains(problems[0], "job1-a: container install-agent: ImagePullBackOff") {
+		t.Errorf("problems reported: %q", problems)
 	}
 }
