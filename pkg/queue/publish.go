@@ -75,6 +75,10 @@ func Publish(ctx context.Context, conn *amqp.Connection, queueName string, src S
 
 	p := &publisher{ch: ch, queue: queueName, opts: opts, returns: returns, closed: closed}
 	runErr := p.run(ctx, src)
+	if runErr != nil {
+		// Count what the broker confirmed before the failure, so the report and --skip are exact.
+		p.collectSettled()
+	}
 
 	// Closing the channel closes the return notifications: after it, every return the broker
 	// sent is known, so the counts below are final.
@@ -129,8 +133,26 @@ func (p *publisher) run(ctx context.Context, src Source) error {
 		}
 		p.published = position
 		p.pending = append(p.pending, inFlight{position: position, item: item, confirm: confirm})
+		p.collectSettled()
 	}
 	return p.settleAll(ctx)
+}
+
+// collectSettled takes the confirms that have already arrived, oldest first, without waiting:
+// progress then moves with a slow producer too. A nack is left for settleOldest to report.
+func (p *publisher) collectSettled() {
+	for len(p.pending) > 0 {
+		confirm := p.pending[0].confirm
+		select {
+		case <-confirm.Done():
+		default:
+			return
+		}
+		if !confirm.Acked() {
+			return
+		}
+		p.settled()
+	}
 }
 
 func (p *publisher) settleAll(ctx context.Context) error {
@@ -153,13 +175,19 @@ func (p *publisher) settleOldest(ctx context.Context) error {
 	if !acked {
 		return p.channelError(fmt.Errorf("the broker did not store %s (nack or lost channel)", oldest.item.Where()))
 	}
+	p.settled()
+	return nil
+}
+
+// settled records the oldest message in flight as stored by the broker.
+func (p *publisher) settled() {
+	oldest := p.pending[0]
 	p.pending = p.pending[1:]
 	p.acked = oldest.position
 	p.returns.forget(oldest.position - p.opts.Window)
 	if p.opts.Progress != nil {
 		p.opts.Progress(p.acked)
 	}
-	return nil
 }
 
 // channelError prefers the broker's reason for closing the channel, which says more than a nack.
