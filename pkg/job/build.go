@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ const (
 	// AnnotationQueue always holds the full queue name, which the queue label may only hash.
 	AnnotationQueue = "workqueue.kubectl.io/queue"
 	AnnotationMode  = "workqueue.kubectl.io/mode"
+	// AnnotationDeadLettersBefore holds how many items QUEUE.failed held when the Job was made,
+	// so that whoever follows the Job later counts only the items this Job dead-lettered.
+	AnnotationDeadLettersBefore = "workqueue.kubectl.io/dead-letters-before"
 
 	// ManagedBy is the value of LabelManagedBy on everything the plugin creates.
 	ManagedBy = "kubectl-workqueue"
@@ -123,12 +127,11 @@ func Build(s Spec) (*batchv1ac.JobApplyConfiguration, error) {
 	if s.Namespace != "" {
 		job.WithNamespace(s.Namespace)
 	}
-	job.WithLabels(jobLabels).
-		WithAnnotations(map[string]string{
-			AnnotationQueue: s.Queue,
-			AnnotationMode:  string(s.Mode),
-		}).
-		WithSpec(spec)
+	annotations := map[string]string{AnnotationQueue: s.Queue, AnnotationMode: string(s.Mode)}
+	if s.DeadLettersBefore != nil {
+		annotations[AnnotationDeadLettersBefore] = strconv.Itoa(*s.DeadLettersBefore)
+	}
+	job.WithLabels(jobLabels).WithAnnotations(annotations).WithSpec(spec)
 	return job, nil
 }
 

@@ -70,6 +70,9 @@ type Spec struct {
 	// BrokerSecret is where BROKER_URL comes from; the URL itself never appears in the Job.
 	BrokerSecret corev1.SecretKeySelector
 	Labels       map[string]string // extra labels for the Job and its pods
+	// DeadLettersBefore is how many items the dead-letter queue held when the Job was made; nil
+	// when unknown.
+	DeadLettersBefore *int
 }
 
 // InvalidSpecError lists every problem Validate found, one line each, so a user fixes them all

@@ -294,6 +294,9 @@ func (o *RunOptions) Run(ctx context.Context) error {
 		if state, err = o.readQueue(ctx); err != nil {
 			return err
 		}
+		if state.failedBefore >= 0 {
+			o.spec.DeadLettersBefore = &state.failedBefore
+		}
 	}
 	if o.spec.Mode == job.ModeOne {
 		completions := o.Completions

@@ -5,8 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 )
 
 func TestRunDryRunClientPrintsTheJobWithoutSecrets(t *testing.T) {
@@ -131,5 +134,26 @@ func TestDefaultAgentImageMatchesReleasesOnly(t *testing.T) {
 		if got := DefaultAgentImage(version); got != want {
 			t.Errorf("%s: %s, want %s", version, got, want)
 		}
+	}
+}
+
+func TestStatusWatchCountsOnlyTheJobsOwnDeadLetters(t *testing.T) {
+	for annotation, want := range map[string]int{"": 0, "3": 3, "junk": 0, "-1": 0} {
+		j := &batchv1.Job{}
+		if annotation != "" {
+			j.Annotations = map[string]string{job.AnnotationDeadLettersBefore: annotation}
+		}
+		if got := deadLettersBefore(j); got != want {
+			t.Errorf("annotation %q: %d, want %d", annotation, got, want)
+		}
+	}
+	url := brokerURL(t)
+	name := testQueue(t)
+	if _, _, err := runCommand(t, newFakeGetter(), "", "fill", name, "--item", "x", "--broker-url", url, "-q"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCommand(t, newFakeGetter(), "", "run", name, "--name", "deadletters", "--image", "i", "--dry-run=server", "-o", "yaml", "--broker-url", url, "--", "cat")
+	if err != nil || !strings.Contains(out, job.AnnotationDeadLettersBefore+`: "0"`) {
+		t.Fatalf("the Job does not record the dead letters before it: %v\n%s", err, out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 )
 
@@ -82,8 +84,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 		}
 		w := &jobWatcher{job: o.Name, queue: o.Queue, namespace: o.namespace, logs: o.Logs,
 			broker: o.broker, getter: o.getter, tty: o.stderrTTY(), IOStreams: o.IOStreams}
-		// What was dead-lettered before this command started is unknown: count all of it.
-		return w.follow(ctx, client, queueState{ready: -1, failedBefore: 0})
+		return w.follow(ctx, client, queueState{ready: -1, failedBefore: deadLettersBefore(j)})
 	}
 
 	b, brokerErr := o.broker.connect(ctx, o.getter, o.namespace, io.Discard)
@@ -147,4 +148,14 @@ func ptrOr(p *int32, fallback int32) int32 {
 		return fallback
 	}
 	return *p
+}
+
+// deadLettersBefore is what QUEUE.failed held when run made the Job; for a Job made otherwise,
+// every dead letter counts as this Job's.
+func deadLettersBefore(j *batchv1.Job) int {
+	n, err := strconv.Atoi(j.Annotations[job.AnnotationDeadLettersBefore])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
