@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -143,6 +144,14 @@ func (o *FillOptions) Validate() error {
 	}
 	if stdinUses > 1 {
 		return errors.New("--from-file - (stdin) can be given only once")
+	}
+	for i, item := range o.Items {
+		switch {
+		case item == "":
+			return fmt.Errorf("--item number %d is empty: an item needs at least one byte", i+1)
+		case o.JSONLines && !json.Valid([]byte(item)):
+			return fmt.Errorf("--item %q is not valid JSON (with --json-lines every item must be one JSON document)", item)
+		}
 	}
 	return nil
 }
@@ -305,7 +314,11 @@ func (o *FillOptions) Run(ctx context.Context) error {
 	}
 	if !o.Quiet {
 		if declared.Created {
-			fmt.Fprintf(o.ErrOut, "created %s queue %s (dead letters go to %s)\n", o.QueueType, o.Queue, queue.DeadLetterName(o.Queue))
+			if queue.Type(o.QueueType) == queue.Classic {
+				fmt.Fprintf(o.ErrOut, "created classic queue %s (no delivery limit: a failing item is retried until it succeeds)\n", o.Queue)
+			} else {
+				fmt.Fprintf(o.ErrOut, "created %s queue %s (dead letters go to %s)\n", o.QueueType, o.Queue, queue.DeadLetterName(o.Queue))
+			}
 		} else if declared.Ready > 0 {
 			fmt.Fprintf(o.ErrOut, "queue %s already holds %d items; adding to them\n", o.Queue, declared.Ready)
 		}

@@ -283,7 +283,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("look for an existing Job %s: %w", o.spec.Name, err)
 	case !jobFinished(existing):
-		return fmt.Errorf("Job %s is still running: follow it with `kubectl workqueue status %s --watch`, or delete it with `kubectl workqueue delete %s`", o.spec.Name, o.Queue, o.Queue)
+		return fmt.Errorf("Job %s is still running: follow it with `%s`, or delete it with `%s`", o.spec.Name, queueCommand("status", o.Queue, o.spec.Name, "--watch"), queueCommand("delete", o.Queue, o.spec.Name))
 	case !o.Replace:
 		return fmt.Errorf("Job %s already exists and has finished: pass --replace to run it again", o.spec.Name)
 	}
@@ -341,7 +341,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.Out, "job.batch/%s created: %s\n", created.Name, describeJob(o.spec, state))
 	}
 	if o.Detach {
-		fmt.Fprintf(o.ErrOut, "follow it with: kubectl workqueue status %s --watch\n", o.Queue)
+		fmt.Fprintf(o.ErrOut, "follow it with: %s\n", queueCommand("status", o.Queue, o.spec.Name, "--watch"))
 		return nil
 	}
 	return o.watcher().follow(ctx, client, state)
@@ -492,3 +492,13 @@ func parseResources(flag, value string) (corev1.ResourceList, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// queueCommand spells a follow-up command for the user, with --name when the Job is not named
+// after its queue.
+func queueCommand(verb, queueName, jobName string, flags ...string) string {
+	parts := []string{"kubectl workqueue", verb, queueName}
+	if jobName != queueName {
+		parts = append(parts, "--name", jobName)
+	}
+	return strings.Join(append(parts, flags...), " ")
+}

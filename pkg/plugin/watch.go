@@ -48,12 +48,12 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, st
 	summary, err := tail.Follow(ctx, client, o.namespace, o.job, opts)
 	printer.clear()
 	if ctx.Err() != nil {
-		fmt.Fprintf(o.ErrOut, "stopped following; Job %s keeps running. Follow it again with: kubectl workqueue status %s --watch\n", o.job, o.queue)
+		fmt.Fprintf(o.ErrOut, "stopped following; Job %s keeps running. Follow it again with: %s\n", o.job, queueCommand("status", o.queue, o.job, "--watch"))
 		return ctx.Err()
 	}
 	var cannotStart *tail.PodsCannotStartError
 	if errors.As(err, &cannotStart) {
-		return fmt.Errorf("the Job's pods cannot start (%s); Job %s is left as it is: fix the cause and run again with --replace, or remove it with `kubectl workqueue delete %s`", cannotStart.Problem, o.job, o.queue)
+		return fmt.Errorf("the Job's pods cannot start (%s); Job %s is left as it is: fix the cause and run again with --replace, or remove it with `%s`", cannotStart.Problem, o.job, queueCommand("delete", o.queue, o.job))
 	}
 	if err != nil {
 		return err
