@@ -253,6 +253,46 @@ func (s *literalThenReader) Next() (items.Item, error) {
 	return s.reader.Next()
 }
 
+// interruptibleSource reads items ahead in a goroutine, so that Ctrl-C is noticed while stdin (a
+// pipe or a terminal) has nothing to give. Items read ahead are not lost when it stops: fill
+// reports what was confirmed, and --skip resumes from there.
+type interruptibleSource struct {
+	ctx   context.Context
+	ahead chan sourceResult
+}
+
+type sourceResult struct {
+	item items.Item
+	err  error
+}
+
+func newInterruptibleSource(ctx context.Context, src queue.Source) *interruptibleSource {
+	s := &interruptibleSource{ctx: ctx, ahead: make(chan sourceResult, 256)}
+	go func() {
+		for {
+			item, err := src.Next()
+			select {
+			case s.ahead <- sourceResult{item, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return s
+}
+
+func (s *interruptibleSource) Next() (items.Item, error) {
+	select {
+	case r := <-s.ahead:
+		return r.item, r.err
+	case <-s.ctx.Done():
+		return items.Item{}, errors.New("interrupted while waiting for input")
+	}
+}
+
 // peeked lets Run look at the first item before connecting, so empty input fails fast.
 type peeked struct {
 	first *items.Item
@@ -276,7 +316,10 @@ func (o *FillOptions) Run(ctx context.Context) error {
 		return err
 	}
 	reader := items.NewReader(o.format(), o.maxItemSize, named...)
-	src := &literalThenReader{literals: o.Items, reader: reader}
+	var src queue.Source = &literalThenReader{literals: o.Items, reader: reader}
+	if !totalKnown {
+		src = newInterruptibleSource(ctx, src)
+	}
 	for skipped := 0; skipped < o.Skip; skipped++ {
 		if _, err := src.Next(); err == io.EOF {
 			return fmt.Errorf("--skip %d is more than the %d items in the input", o.Skip, skipped)

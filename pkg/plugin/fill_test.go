@@ -1,11 +1,17 @@
 package plugin
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 )
@@ -205,5 +211,27 @@ func TestFollowUpCommandsNameTheJob(t *testing.T) {
 	}
 	if got := queueCommand("delete", "q", "resize"); got != "kubectl workqueue delete q --name resize" {
 		t.Error(got)
+	}
+}
+
+// Ctrl-C is noticed while fill waits on a stdin that gives nothing, as a FIFO or a producer in
+// another process group does.
+func TestFillStopsWaitingOnStdinWhenInterrupted(t *testing.T) {
+	stdin, writer := io.Pipe()
+	defer writer.Close()
+	var out, errOut bytes.Buffer
+	root := newRootCommand(genericiooptions.IOStreams{In: stdin, Out: &out, ErrOut: &errOut}, "test", newFakeGetter(), nil)
+	root.SetArgs([]string{"fill", "q", "--broker-url", "amqp://u:p@127.0.0.1:1/"})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "interrupted while waiting for input") {
+			t.Fatalf("got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fill kept waiting on stdin after the interrupt")
 	}
 }
