@@ -283,7 +283,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("look for an existing Job %s: %w", o.spec.Name, err)
 	case !jobFinished(existing):
-		return fmt.Errorf("Job %s is still running: follow it with `%s`, or delete it with `%s`", o.spec.Name, queueCommand("status", o.Queue, o.spec.Name, "--watch"), queueCommand("delete", o.Queue, o.spec.Name))
+		return fmt.Errorf("Job %s is still running: follow it with `%s`, or delete it with `%s`", o.spec.Name, queueCommand("status", o.Queue, o.spec.Name, "--watch"), queueCommand("delete", o.Queue, o.spec.Name, "--keep-queue"))
 	case !o.Replace:
 		return fmt.Errorf("Job %s already exists and has finished: pass --replace to run it again", o.spec.Name)
 	}

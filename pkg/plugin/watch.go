@@ -53,7 +53,7 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, st
 	}
 	var cannotStart *tail.PodsCannotStartError
 	if errors.As(err, &cannotStart) {
-		return fmt.Errorf("the Job's pods cannot start (%s); Job %s is left as it is: fix the cause and run again with --replace, or remove it with `%s`", cannotStart.Problem, o.job, queueCommand("delete", o.queue, o.job))
+		return fmt.Errorf("the Job's pods cannot start (%s); Job %s is left as it is: remove it with `%s` (the items stay), fix the cause and run again", cannotStart.Problem, o.job, queueCommand("delete", o.queue, o.job, "--keep-queue"))
 	}
 	if err != nil {
 		return err

@@ -230,3 +230,20 @@ func (c *cluster) waitForRunningWorker(ctx context.Context, jobName string) stri
 	c.t.Fatal("no worker pod started")
 	return ""
 }
+
+// A pod that can never start ends run with a non-zero exit that names why, instead of a wait
+// with no end; the Job is left for the user to fix or delete.
+func TestRunStopsWhenPodsCannotStart(t *testing.T) {
+	c := newCluster(t)
+	c.deployBroker()
+	c.fillItems("stuck", []string{"a"})
+	out, err := c.runWorkqueue("stuck", "--image", "localhost/workqueue/no-such-image:1", "--image-pull-policy", "Never",
+		"--agent-image", agentImage, "--", "cat")
+	if err == nil {
+		t.Fatal("run succeeded with an image that is not there")
+	}
+	if !strings.Contains(out, "ErrImageNeverPull") || !strings.Contains(out, "kubectl workqueue delete stuck --keep-queue") {
+		t.Fatalf("run did not say why its pods cannot start:\n%s", out)
+	}
+	c.job("stuck") // left as it is
+}
