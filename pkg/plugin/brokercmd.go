@@ -30,7 +30,9 @@ func NewCmdBroker(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Install or uninstall the RabbitMQ broker that holds the queues",
-		Args:  cobra.NoArgs,
+		// With a Run, cobra checks the arguments: a mistyped subcommand is an error, not help.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(NewCmdBrokerInstall(streams, getter), NewCmdBrokerUninstall(streams, getter))
 	return cmd

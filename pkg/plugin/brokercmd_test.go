@@ -38,6 +38,7 @@ func TestBrokerInstallRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 		{[]string{"broker", "install", "--image-pull-policy", "Sometimes"}, "--image-pull-policy"},
 		{[]string{"broker", "install", "--dry-run", "maybe"}, "--dry-run"},
 		{[]string{"broker", "install", "extra"}, "unknown command"},
+		{[]string{"broker", "instal"}, `unknown command "instal"`},
 	}
 	for _, tc := range cases {
 		getter := newFakeGetter()
