@@ -10,8 +10,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// fatalReasons are container waiting reasons that no amount of waiting fixes.
-var fatalReasons = []string{"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"}
+// fatalReasons are container waiting reasons that no amount of waiting fixes. A missing Secret
+// or ConfigMap (CreateContainerConfigError) is not among them: it may be created, and the
+// kubelet reports the same reason while its cache of Secrets catches up.
+var fatalReasons = []string{"InvalidImageName", "ErrImageNeverPull"}
 
 // Problem returns why the pod's containers cannot run yet, or "" when nothing is wrong (it may
 // simply be starting), and whether waiting cannot fix it.

@@ -22,6 +22,8 @@ func TestProblem(t *testing.T) {
 			"pod p cannot be scheduled: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. (a volume is not provisioned: see `kubectl describe pvc`)", false},
 		"image pull back-off": {corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{waiting("ImagePullBackOff", `Back-off pulling image "x:dev"`)}},
 			`pod p: container worker: ImagePullBackOff: Back-off pulling image "x:dev"`, false},
+		"missing secret": {corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{waiting("CreateContainerConfigError", `secret "s3" not found`)}},
+			`pod p: container worker: CreateContainerConfigError: secret "s3" not found`, false},
 		"bad image name": {corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{waiting("InvalidImageName", "")}},
 			"pod p: container worker: InvalidImageName", true},
 		"init container": {corev1.PodStatus{

@@ -125,16 +125,19 @@ type Objects struct {
 // Labels returns the labels of the broker's objects and pods.
 func Labels(name string) map[string]string {
 	return map[string]string{
-		"app.kubernetes.io/name":     "rabbitmq",
-		"app.kubernetes.io/instance": name,
-		job.LabelManagedBy:           job.ManagedBy,
+		"app.kubernetes.io/name": "rabbitmq",
+		labelInstance:            name,
+		job.LabelManagedBy:       job.ManagedBy,
 	}
 }
+
+// labelInstance names the broker an object belongs to.
+const labelInstance = "app.kubernetes.io/instance"
 
 // selector picks the broker's pods; a StatefulSet's selector can never change, so it holds
 // only labels that never will.
 func selector(name string) map[string]string {
-	return map[string]string{"app.kubernetes.io/name": "rabbitmq", "app.kubernetes.io/instance": name}
+	return map[string]string{"app.kubernetes.io/name": "rabbitmq", labelInstance: name}
 }
 
 // DataClaimName is the PersistentVolumeClaim the StatefulSet makes for its only pod.

@@ -3,12 +3,14 @@ package rabbitmq
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -27,7 +29,12 @@ func (e *NotOursError) Error() string {
 	return fmt.Sprintf("%s %s already exists and was not created by kubectl workqueue", e.Kind, e.Name)
 }
 
+// ours tells whether the plugin made object; ofBroker, whether for the broker named name.
 func ours(object metav1.Object) bool { return object.GetLabels()[job.LabelManagedBy] == job.ManagedBy }
+
+func ofBroker(object metav1.Object, name string) bool {
+	return ours(object) && object.GetLabels()[labelInstance] == name
+}
 
 // InstallResult says what Install did.
 type InstallResult struct {
@@ -53,6 +60,8 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 	switch {
 	case serviceExisted && !ours(existingService):
 		return InstallResult{}, &NotOursError{Kind: "Service", Name: s.Service}
+	case serviceExisted && !ofBroker(existingService, s.Name):
+		return InstallResult{}, fmt.Errorf("Service %s belongs to the broker %s: give this one another --service", s.Service, existingService.Labels[labelInstance])
 	case err != nil && !apierrors.IsNotFound(err):
 		return InstallResult{}, fmt.Errorf("look for Service %s: %w", s.Service, err)
 	}
@@ -65,6 +74,9 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 		return InstallResult{}, fmt.Errorf("look for StatefulSet %s: %w", s.Name, err)
 	}
 
+	if setExisted && losesQueues(existingSet, objects) {
+		return InstallResult{}, fmt.Errorf("the installed broker %s keeps its queues in an emptyDir (--ephemeral): this change would restart it and lose every queue; keep its flags, or uninstall it and install it again", s.Name)
+	}
 	if err := checkStorage(ctx, client, s); err != nil {
 		return InstallResult{}, err
 	}
@@ -94,6 +106,29 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 		return InstallResult{}, fmt.Errorf("create StatefulSet %s: %w", s.Name, err)
 	}
 	return InstallResult{SecretCreated: secretCreated}, nil
+}
+
+// losesQueues tells whether applying objects would restart a broker whose queues live in an
+// emptyDir, and so lose them: it compares what the flags set in the pod's container.
+func losesQueues(existing *appsv1.StatefulSet, objects Objects) bool {
+	// A broker that never got ready holds no queues: replacing it is how a bad image is fixed.
+	if len(existing.Spec.VolumeClaimTemplates) > 0 || existing.Status.ReadyReplicas == 0 ||
+		len(existing.Spec.Template.Spec.Containers) == 0 {
+		return false
+	}
+	var wanted appsv1.StatefulSet
+	data, err := json.Marshal(objects.StatefulSet)
+	if err != nil || json.Unmarshal(data, &wanted) != nil || len(wanted.Spec.Template.Spec.Containers) == 0 {
+		return false
+	}
+	have, want := existing.Spec.Template.Spec.Containers[0], wanted.Spec.Template.Spec.Containers[0]
+	if want.ImagePullPolicy == "" {
+		want.ImagePullPolicy = have.ImagePullPolicy // the API server's default stands
+	}
+	return have.Image != want.Image || have.ImagePullPolicy != want.ImagePullPolicy ||
+		!equality.Semantic.DeepEqual(have.Env, want.Env) ||
+		!equality.Semantic.DeepEqual(have.Resources, want.Resources) ||
+		len(wanted.Spec.VolumeClaimTemplates) > 0
 }
 
 // defaultClassAnnotation marks the StorageClass that claims without a class get.
@@ -192,7 +227,9 @@ type Status struct {
 	Fatal bool
 }
 
-// CheckStatus looks at the StatefulSet and its pod once.
+// CheckStatus looks at the StatefulSet and its pod once. A pod that is not ready and still runs
+// an earlier spec is deleted: a StatefulSet never replaces such a pod by itself, so an install
+// that fixes a bad image would otherwise wait for the broken pod forever.
 func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec) (Status, error) {
 	set, err := client.AppsV1().StatefulSets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
 	if err != nil {
@@ -201,18 +238,44 @@ func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec) (Stat
 	if statefulSetReady(set) {
 		return Status{Ready: true}, nil
 	}
-	pod, err := client.CoreV1().Pods(s.Namespace).Get(ctx, s.Name+"-0", metav1.GetOptions{})
+	if set.Status.ObservedGeneration < set.Generation {
+		return Status{}, nil // the controller has not seen the change yet: the pod is of before
+	}
+	pods := client.CoreV1().Pods(s.Namespace)
+	pod, err := pods.Get(ctx, s.Name+"-0", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return Status{}, nil
 	}
 	if err != nil {
 		return Status{}, fmt.Errorf("read pod %s-0: %w", s.Name, err)
 	}
+	if stale(set, pod) {
+		err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return Status{}, fmt.Errorf("replace pod %s, which runs an earlier spec and is not ready: %w", pod.Name, err)
+		}
+		return Status{Problem: fmt.Sprintf("replacing pod %s, which runs an earlier spec and is not ready", pod.Name)}, nil
+	}
 	problem, fatal := podstatus.Problem(pod)
 	if problem != "" && strings.Contains(problem, "not provisioned") {
 		problem += "; --storage-class picks another class, --ephemeral needs none"
 	}
 	return Status{Problem: problem, Fatal: fatal}, nil
+}
+
+// stale tells a pod of an earlier revision of the StatefulSet that is not ready.
+func stale(set *appsv1.StatefulSet, pod *corev1.Pod) bool {
+	revision := pod.Labels[appsv1.ControllerRevisionHashLabelKey]
+	if set.Status.UpdateRevision == "" || revision == "" ||
+		revision == set.Status.UpdateRevision || pod.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return false
+		}
+	}
+	return true
 }
 
 func statefulSetReady(set *appsv1.StatefulSet) bool {
@@ -238,13 +301,16 @@ func Uninstall(ctx context.Context, client kubernetes.Interface, s Spec, deleteD
 	claims := core.PersistentVolumeClaims(s.Namespace)
 	claim := DataClaimName(s.Name)
 	existingClaim, err := claims.Get(ctx, claim, metav1.GetOptions{})
-	keepData := err == nil && ours(existingClaim) && !deleteData
+	if err != nil && !apierrors.IsNotFound(err) {
+		return result, fmt.Errorf("look for persistentvolumeclaim/%s, whose credentials must stay with it: %w", claim, err)
+	}
+	keepData := err == nil && ofBroker(existingClaim, s.Name) && !deleteData
 
 	// The StatefulSet goes first: its pod must not restart without the Service or Secret.
-	if err := deleteIfOurs[*appsv1.StatefulSet](ctx, apps.StatefulSets(s.Namespace), "statefulset.apps", s.Name, &result); err != nil {
+	if err := deleteIfOurs[*appsv1.StatefulSet](ctx, apps.StatefulSets(s.Namespace), "statefulset.apps", s.Name, s.Name, &result); err != nil {
 		return result, err
 	}
-	if err := deleteIfOurs[*corev1.Service](ctx, core.Services(s.Namespace), "service", s.Service, &result); err != nil {
+	if err := deleteIfOurs[*corev1.Service](ctx, core.Services(s.Namespace), "service", s.Service, s.Name, &result); err != nil {
 		return result, err
 	}
 	if keepData {
@@ -253,11 +319,11 @@ func Uninstall(ctx context.Context, client kubernetes.Interface, s Spec, deleteD
 			fmt.Sprintf("secret/%s: the credentials of the kept queues, for the next install", s.Secret))
 		return result, nil
 	}
-	if err := deleteIfOurs[*corev1.Secret](ctx, core.Secrets(s.Namespace), "secret", s.Secret, &result); err != nil {
+	if err := deleteIfOurs[*corev1.Secret](ctx, core.Secrets(s.Namespace), "secret", s.Secret, s.Name, &result); err != nil {
 		return result, err
 	}
 	if deleteData {
-		return result, deleteIfOurs[*corev1.PersistentVolumeClaim](ctx, claims, "persistentvolumeclaim", claim, &result)
+		return result, deleteIfOurs[*corev1.PersistentVolumeClaim](ctx, claims, "persistentvolumeclaim", claim, s.Name, &result)
 	}
 	return result, nil
 }
@@ -268,7 +334,7 @@ type namespacedClient[T metav1.Object] interface {
 	Delete(ctx context.Context, name string, options metav1.DeleteOptions) error
 }
 
-func deleteIfOurs[T metav1.Object](ctx context.Context, client namespacedClient[T], resource, name string, result *UninstallResult) error {
+func deleteIfOurs[T metav1.Object](ctx context.Context, client namespacedClient[T], resource, name, broker string, result *UninstallResult) error {
 	object, err := client.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -277,6 +343,9 @@ func deleteIfOurs[T metav1.Object](ctx context.Context, client namespacedClient[
 		return fmt.Errorf("look for %s/%s: %w", resource, name, err)
 	case !ours(object):
 		result.Kept = append(result.Kept, fmt.Sprintf("%s/%s: not created by kubectl workqueue", resource, name))
+		return nil
+	case !ofBroker(object, broker):
+		result.Kept = append(result.Kept, fmt.Sprintf("%s/%s: it belongs to the broker %s", resource, name, object.GetLabels()[labelInstance]))
 		return nil
 	}
 	if err := client.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {

@@ -347,7 +347,10 @@ func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 func TestCheckStatusNamesWhyThePodDoesNotRun(t *testing.T) {
 	ctx := context.Background()
 	spec := Spec{Namespace: "ns"}.WithDefaults()
-	set := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: "ns", Generation: 1}}
+	set := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: "ns", Generation: 1},
+		Status: appsv1.StatefulSetStatus{ObservedGeneration: 1}}
+	unobserved := set.DeepCopy()
+	unobserved.Generation = 2
 	pod := func(status corev1.PodStatus) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: spec.Name + "-0", Namespace: "ns"}, Status: status}
 	}
@@ -356,6 +359,9 @@ func TestCheckStatusNamesWhyThePodDoesNotRun(t *testing.T) {
 		want    Status
 	}{
 		"no pod yet": {[]runtime.Object{set}, Status{}},
+		// The pod's problem may be of the spec before: wait for the controller.
+		"change not seen yet": {[]runtime.Object{unobserved, pod(corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "InvalidImageName"}}}}})}, Status{}},
 		"unschedulable": {[]runtime.Object{set, pod(corev1.PodStatus{Conditions: []corev1.PodCondition{{
 			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Message: "pod has unbound immediate PersistentVolumeClaims"}}})},
 			Status{Problem: "pod rabbitmq-0 cannot be scheduled: pod has unbound immediate PersistentVolumeClaims (a volume is not provisioned: see `kubectl describe pvc`); --storage-class picks another class, --ephemeral needs none"}},
@@ -381,5 +387,145 @@ func TestCheckStatusNamesWhyThePodDoesNotRun(t *testing.T) {
 	rolling.Status.UpdateRevision = "r2"
 	if got, _ := CheckStatus(ctx, fake.NewClientset(rolling), spec); got.Ready {
 		t.Error("a StatefulSet rolling to a new revision counted as ready")
+	}
+}
+
+func markReady(t *testing.T, client *fake.Clientset, s Spec) {
+	t.Helper()
+	ctx := context.Background()
+	set, err := client.AppsV1().StatefulSets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Status.ReadyReplicas = 1
+	if _, err := client.AppsV1().StatefulSets(s.Namespace).UpdateStatus(ctx, set, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A running broker without a volume loses every queue when its pod restarts: install refuses
+// the changes that would restart it, and allows them for a broker that never got ready.
+func TestInstallRefusesToRestartARunningEphemeralBroker(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	spec := Spec{Namespace: "ns", Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}.WithDefaults()
+	if _, err := Install(ctx, client, spec); err != nil {
+		t.Fatal(err)
+	}
+	bigger := spec
+	bigger.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}
+	if _, err := Install(ctx, client, bigger); err != nil {
+		t.Fatalf("a broker that never got ready could not be changed: %v", err)
+	}
+	markReady(t, client, spec)
+	if _, err := Install(ctx, client, bigger); err != nil {
+		t.Fatalf("the same flags again: %v", err)
+	}
+	for name, change := range map[string]func(*Spec){
+		"image":  func(s *Spec) { s.Image = "rabbitmq:4.1" },
+		"limits": func(s *Spec) { s.Limits = nil },
+		"volume": func(s *Spec) { s.StorageSize = DefaultStorageSize },
+	} {
+		changed := bigger
+		change(&changed)
+		_, err := Install(ctx, client, changed)
+		if err == nil || !strings.Contains(err.Error(), "lose every queue") {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
+
+// Two brokers in one namespace need their own Services; neither takes the other's over, and
+// uninstalling one leaves the other whole.
+func TestASecondBrokerLeavesTheFirstAlone(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	first := Spec{Namespace: "ns"}.WithDefaults()
+	if _, err := Install(ctx, client, first); err != nil {
+		t.Fatal(err)
+	}
+	second := Spec{Namespace: "ns", Name: "mq2"}.WithDefaults()
+	if _, err := Install(ctx, client, second); err == nil || !strings.Contains(err.Error(), "belongs to the broker rabbitmq") {
+		t.Fatalf("the second broker took the first one's Service: %v", err)
+	}
+	second.Service = "mq2-service"
+	if _, err := Install(ctx, client, second); err != nil {
+		t.Fatal(err)
+	}
+	result, err := Uninstall(ctx, client, second, true)
+	if err != nil || strings.Join(result.Deleted, " ") != "statefulset.apps/mq2 service/mq2-service" {
+		t.Fatalf("%+v, %v", result, err)
+	}
+	for _, get := range []func() error{
+		func() error {
+			_, err := client.CoreV1().Services("ns").Get(ctx, DefaultService, metav1.GetOptions{})
+			return err
+		},
+		func() error {
+			_, err := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{})
+			return err
+		},
+	} {
+		if err := get(); err != nil {
+			t.Errorf("the first broker lost a part: %v", err)
+		}
+	}
+}
+
+func TestUninstallKeepsEverythingWhenItCannotTellWhetherDataStays(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	spec := Spec{Namespace: "ns"}.WithDefaults()
+	if _, err := Install(ctx, client, spec); err != nil {
+		t.Fatal(err)
+	}
+	client.PrependReactor("get", "persistentvolumeclaims", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("forbidden")
+	})
+	if _, err := Uninstall(ctx, client, spec, false); err == nil {
+		t.Fatal("no error")
+	}
+	if _, err := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{}); err != nil {
+		t.Error("the credentials went although the data volume might stay")
+	}
+}
+
+// A StatefulSet never replaces a pod that is not ready: install does, once the pod runs an
+// earlier spec, so that fixing a bad image is enough.
+func TestCheckStatusReplacesAPodStuckOnAnEarlierSpec(t *testing.T) {
+	ctx := context.Background()
+	spec := Spec{Namespace: "ns"}.WithDefaults()
+	set := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: "ns", Generation: 2},
+		Status:     appsv1.StatefulSetStatus{ObservedGeneration: 2, CurrentRevision: "r1", UpdateRevision: "r2"},
+	}
+	pod := func(revision string, ready corev1.ConditionStatus) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: spec.Name + "-0", Namespace: "ns", Labels: map[string]string{appsv1.ControllerRevisionHashLabelKey: revision}},
+			Status:     corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}},
+		}
+	}
+	for name, c := range map[string]struct {
+		pod      *corev1.Pod
+		replaced bool
+	}{
+		"stuck on r1":    {pod("r1", corev1.ConditionFalse), true},
+		"ready on r1":    {pod("r1", corev1.ConditionTrue), false},
+		"starting on r2": {pod("r2", corev1.ConditionFalse), false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			client := fake.NewClientset(set, c.pod)
+			status, err := CheckStatus(ctx, client, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, getErr := client.CoreV1().Pods("ns").Get(ctx, spec.Name+"-0", metav1.GetOptions{})
+			if replaced := getErr != nil; replaced != c.replaced {
+				t.Errorf("replaced %v, want %v (status %+v)", replaced, c.replaced, status)
+			}
+			if c.replaced && !strings.Contains(status.Problem, "replacing pod rabbitmq-0") {
+				t.Errorf("status %+v", status)
+			}
+		})
 	}
 }

@@ -250,6 +250,9 @@ func (f *follower) pod(obj any) {
 }
 
 func (f *follower) podProblem(p *corev1.Pod) {
+	if p.DeletionTimestamp != nil {
+		return // going away, perhaps with an earlier Job of the same name
+	}
 	problem, fatal := podstatus.Problem(p)
 	if problem == "" {
 		return

@@ -31,8 +31,15 @@ func TestBrokerInstallFillRunUninstall(t *testing.T) {
 		t.Fatalf("a dry run created the StatefulSet: %v", err)
 	}
 
+	// An image that is not there fails at once, naming why; installing again with the right one
+	// replaces the stuck pod.
+	badImage := []string{"broker", "install", "--image", "localhost/workqueue/rabbitmq:nope", "--image-pull-policy", "Never", "--ephemeral"}
+	if _, stderr, err := c.run(ctx, "", append([]string{"workqueue"}, badImage...)...); err == nil || !strings.Contains(stderr, "ErrImageNeverPull") {
+		t.Fatalf("install with an image that is not there: %v\n%s", err, stderr)
+	}
+
 	out = c.workqueue("", install...)
-	if !strings.Contains(out, "secret/workqueue-broker created") || !strings.Contains(out, "broker ready: RabbitMQ 3.10.8") {
+	if !strings.Contains(out, "secret/workqueue-broker exists") || !strings.Contains(out, "broker ready: RabbitMQ 3.10.8") {
 		t.Fatalf("install printed:\n%s", out)
 	}
 	secret, err := c.client.CoreV1().Secrets(c.namespace).Get(ctx, "workqueue-broker", metav1.GetOptions{})
@@ -59,6 +66,12 @@ func TestBrokerInstallFillRunUninstall(t *testing.T) {
 	out, err = c.runWorkqueue("installed", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage, "--", "cat")
 	if err != nil || !strings.Contains(out, "all items of queue installed processed") {
 		t.Fatalf("run on the installed broker: %v", err)
+	}
+
+	// A change that restarts a broker without a volume would lose its queues: refused.
+	changed := append(append([]string{"workqueue"}, install[:len(install)-2]...), "--limits", "memory=2Gi")
+	if _, stderr, err := c.run(ctx, "", changed...); err == nil || !strings.Contains(stderr, "lose every queue") {
+		t.Fatalf("a restarting change to an ephemeral broker: %v\n%s", err, stderr)
 	}
 
 	// Installing again changes nothing it should keep.
