@@ -85,7 +85,7 @@ func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Deploy a single-node RabbitMQ in the namespace, with generated credentials",
-		Long:  `Deploy RabbitMQ as Kubernetes' work-queue example does (Service rabbitmq-service, StatefulSet rabbitmq), with what the example leaves out: a data volume, a readiness probe, resource limits RabbitMQ knows of, and a generated password in Secret ` + rabbitmq.CredentialsSecret + ` instead of guest:guest. fill, run, status and delete find it without flags. Running it again updates the broker and keeps its credentials.`,
+		Long:  `Deploy RabbitMQ as Kubernetes' work-queue example does (Service rabbitmq-service, StatefulSet rabbitmq), with what the example leaves out: a data volume, a readiness probe, resource limits RabbitMQ knows of, and a generated password in Secret ` + rabbitmq.CredentialsSecret + ` instead of guest:guest. fill, run, status and delete find it without flags. Running it again updates the broker and keeps its credentials; a running broker without a volume is not restarted, since its queues would go.`,
 		Example: examples(`
 			# The broker for this namespace's queues, its data on a 1Gi volume
 			kubectl workqueue broker install
