@@ -711,3 +711,34 @@ func TestACommandThatIsNotAProgramIsAMisconfiguration(t *testing.T) {
 	}
 	eventuallyReady(t, queue, 1)
 }
+
+// A broker that drops the channel every time the same item runs (as RabbitMQ does past its
+// consumer_timeout) would have a drain redo that item forever: the second lost ack stops it.
+func TestDrainStopsWhenTheSameItemLosesItsAckTwice(t *testing.T) {
+	queue := testQueue(t, queueSpec{})
+	publish(t, queue, message{id: "long", body: []byte("x")})
+	u, err := url.Parse(testBrokerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, u.Host)
+	u.Host = proxy.addr()
+	dir := t.TempDir()
+	// Each run announces itself, then waits for the test to cut the connection under it.
+	script := `n=$(ls "$0" | grep -c '^run'); touch "$0/run$n"; while [ ! -e "$0/cut$n" ]; do sleep 0.05; done`
+	run := startAgent(t, Config{BrokerURL: u.String(), Queue: queue, Mode: ModeDrain, Command: []string{"sh", "-c", script, dir}})
+
+	for n := range 2 {
+		waitForFile(t, filepath.Join(dir, fmt.Sprintf("run%d", n)))
+		proxy.cut()
+		time.Sleep(500 * time.Millisecond)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("cut%d", n)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	result := run.wait(t)
+	if result.ExitCode != outcome.ExitBrokerUnreachable || !strings.Contains(result.Outcome.Error, "consumer_timeout") {
+		t.Fatalf("exit code %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
+	}
+	eventuallyReady(t, queue, 1)
+}
