@@ -494,19 +494,13 @@ func TestInvalidConfigurationIsReportedBeforeConnecting(t *testing.T) {
 }
 
 func TestReconnectsAfterLosingTheConnectionMidItem(t *testing.T) {
-	brokerURL := testBrokerURL(t)
 	queue := testQueue(t, queueSpec{})
 	publish(t, queue,
 		message{id: "before", body: []byte("1")},
 		message{id: "cut", body: []byte("2")},
 		message{id: "after", body: []byte("3")},
 	)
-	u, err := url.Parse(brokerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newCutProxy(t, u.Host)
-	u.Host = proxy.addr()
+	proxiedURL, proxy := proxiedBroker(t)
 	dir := t.TempDir()
 	// On its first delivery, the "cut" item waits until the test has cut the connection, then
 	// succeeds: its ack cannot reach the broker, which must deliver it again.
@@ -516,7 +510,7 @@ if [ "$WORKQUEUE_MESSAGE_ID" = cut ] && [ ! -e "$0/cut-done" ]; then
 	touch "$0/cutting"
 	while [ ! -e "$0/cut-done" ]; do sleep 0.05; done
 fi`
-	run := startAgent(t, Config{BrokerURL: u.String(), Queue: queue, Mode: ModeDrain, Command: []string{"sh", "-c", script, dir}})
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: ModeDrain, Command: []string{"sh", "-c", script, dir}})
 
 	waitForFile(t, filepath.Join(dir, "cutting"))
 	proxy.cut()
@@ -670,15 +664,10 @@ func TestCommandThatFinishesAfterTheSignalIsAcked(t *testing.T) {
 func TestOneModeLostAckIsNotASuccess(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
 	publish(t, queue, message{id: "cut", body: []byte("x")})
-	u, err := url.Parse(testBrokerURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newCutProxy(t, u.Host)
-	u.Host = proxy.addr()
+	proxiedURL, proxy := proxiedBroker(t)
 	dir := t.TempDir()
 	script := `touch "$0/cutting"; while [ ! -e "$0/cut-done" ]; do sleep 0.05; done`
-	run := startAgent(t, Config{BrokerURL: u.String(), Queue: queue, Mode: ModeOne, Command: []string{"sh", "-c", script, dir}})
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: ModeOne, Command: []string{"sh", "-c", script, dir}})
 
 	waitForFile(t, filepath.Join(dir, "cutting"))
 	proxy.cut()
@@ -717,16 +706,11 @@ func TestACommandThatIsNotAProgramIsAMisconfiguration(t *testing.T) {
 func TestDrainStopsWhenTheSameItemLosesItsAckTwice(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
 	publish(t, queue, message{id: "long", body: []byte("x")})
-	u, err := url.Parse(testBrokerURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newCutProxy(t, u.Host)
-	u.Host = proxy.addr()
+	proxiedURL, proxy := proxiedBroker(t)
 	dir := t.TempDir()
 	// Each run announces itself, then waits for the test to cut the connection under it.
 	script := `n=$(ls "$0" | grep -c '^run'); touch "$0/run$n"; while [ ! -e "$0/cut$n" ]; do sleep 0.05; done`
-	run := startAgent(t, Config{BrokerURL: u.String(), Queue: queue, Mode: ModeDrain, Command: []string{"sh", "-c", script, dir}})
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: ModeDrain, Command: []string{"sh", "-c", script, dir}})
 
 	for n := range 2 {
 		waitForFile(t, filepath.Join(dir, fmt.Sprintf("run%d", n)))

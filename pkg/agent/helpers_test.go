@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -266,6 +267,18 @@ func newCutProxy(t testing.TB, target string) *cutProxy {
 }
 
 func (p *cutProxy) addr() string { return p.listener.Addr().String() }
+
+// proxiedBroker returns the test broker's URL through a new cutProxy, and the proxy.
+func proxiedBroker(t testing.TB) (string, *cutProxy) {
+	t.Helper()
+	u, err := url.Parse(testBrokerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, u.Host)
+	u.Host = proxy.addr()
+	return u.String(), proxy
+}
 
 func (p *cutProxy) serve() {
 	for {

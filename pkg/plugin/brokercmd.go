@@ -144,11 +144,7 @@ func (o *BrokerInstallOptions) Complete(cmd *cobra.Command) error {
 			return fmt.Errorf("--storage-size %q is not a size such as 1Gi (for no volume, pass --ephemeral)", o.StorageSize)
 		}
 	}
-	requests, err := parseResources("--requests", o.Requests)
-	if err != nil {
-		return err
-	}
-	limits, err := parseResources("--limits", o.Limits)
+	requests, limits, err := parseRequestsAndLimits(o.Requests, o.Limits)
 	if err != nil {
 		return err
 	}

@@ -177,11 +177,7 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	requests, err := parseResources("--requests", o.Requests)
-	if err != nil {
-		return err
-	}
-	limits, err := parseResources("--limits", o.Limits)
+	requests, limits, err := parseRequestsAndLimits(o.Requests, o.Limits)
 	if err != nil {
 		return err
 	}
@@ -470,6 +466,16 @@ func parseEnv(values []string) ([]corev1.EnvVar, error) {
 		env = append(env, corev1.EnvVar{Name: name, Value: value})
 	}
 	return env, nil
+}
+
+// parseRequestsAndLimits reads the --requests and --limits flags.
+func parseRequestsAndLimits(requests, limits string) (corev1.ResourceList, corev1.ResourceList, error) {
+	requestList, err := parseResources("--requests", requests)
+	if err != nil {
+		return nil, nil, err
+	}
+	limitList, err := parseResources("--limits", limits)
+	return requestList, limitList, err
 }
 
 func parseResources(flag, value string) (corev1.ResourceList, error) {
