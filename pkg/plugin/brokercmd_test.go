@@ -25,10 +25,7 @@ func TestBrokerInstallDryRunClientPrintsNoCredentials(t *testing.T) {
 }
 
 func TestBrokerInstallRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
-	cases := []struct {
-		args []string
-		want string
-	}{
+	cases := []rejection{
 		{[]string{"broker", "install", "--ephemeral", "--storage-size", "1Gi"}, "--ephemeral keeps no volume"},
 		{[]string{"broker", "install", "--storage-size", "0"}, "--ephemeral"},
 		{[]string{"broker", "install", "--name", "Rabbit"}, `StatefulSet name "Rabbit"`},
@@ -40,16 +37,7 @@ func TestBrokerInstallRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 		{[]string{"broker", "install", "extra"}, "unknown command"},
 		{[]string{"broker", "instal"}, `unknown command "instal"`},
 	}
-	for _, tc := range cases {
-		getter := newFakeGetter()
-		_, _, err := runCommand(t, getter, "", tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
-			t.Errorf("%v: want one line containing %q, got %v", tc.args, tc.want, err)
-		}
-		if n := len(getter.client.Actions()); n != 0 {
-			t.Errorf("%v: bad input reached the cluster (%d calls)", tc.args, n)
-		}
-	}
+	expectRejections(t, cases)
 }
 
 func TestBrokerUninstallWithNothingInstalledSaysSo(t *testing.T) {

@@ -187,22 +187,10 @@ func TestProgressLine(t *testing.T) {
 }
 
 func TestFillChecksItemFlagsLikeLines(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
+	expectRejections(t, []rejection{
 		{[]string{"fill", "q", "--item", "ok", "--item", ""}, "--item number 2 is empty"},
 		{[]string{"fill", "q", "--json-lines", "--item", `{"a":1}`, "--item", "{oops"}, `--item "{oops" is not valid JSON`},
-	} {
-		getter := newFakeGetter()
-		_, _, err := runCommand(t, getter, "", tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: want %q, got %v", tc.args, tc.want, err)
-		}
-		if n := len(getter.client.Actions()); n != 0 {
-			t.Errorf("%v: bad input reached the cluster", tc.args)
-		}
-	}
+	})
 }
 
 func TestFollowUpCommandsNameTheJob(t *testing.T) {

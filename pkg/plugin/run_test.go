@@ -58,10 +58,7 @@ func TestRunWithoutCommandKeepsTheImageEntrypoint(t *testing.T) {
 }
 
 func TestRunRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
-	cases := []struct {
-		args []string
-		want string
-	}{
+	cases := []rejection{
 		{[]string{"run", "job1"}, "image is empty"},
 		{[]string{"run", "Job_1", "--image", "i"}, "not a valid Kubernetes name"},
 		{[]string{"run", "job1", "--image", "i", "--name", "UPPER"}, "--name"},
@@ -76,16 +73,7 @@ func TestRunRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 		{[]string{"run", "job1", "extra", "--image", "i"}, "a command to run goes after --"},
 		{[]string{"run", "job1", "--image", "i", "--item-timeout", "5s"}, "timeout"},
 	}
-	for _, tc := range cases {
-		getter := newFakeGetter()
-		_, _, err := runCommand(t, getter, "", tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
-			t.Errorf("%v: want one line containing %q, got %v", tc.args, tc.want, err)
-		}
-		if n := len(getter.client.Actions()); n != 0 {
-			t.Errorf("%v: bad input reached the cluster (%d calls)", tc.args, n)
-		}
-	}
+	expectRejections(t, cases)
 }
 
 // The pods' Secret never takes the name of the broker's credentials, or of anyone's Secret.

@@ -111,3 +111,25 @@ func drain(t *testing.T, name string) []amqp.Delivery {
 		got = append(got, msg)
 	}
 }
+
+// rejection is bad input and what its error must say.
+type rejection struct {
+	args []string
+	want string
+}
+
+// expectRejections runs each command line and wants a one-line error containing want, with no
+// call to the cluster: bad input must be refused before anything is touched.
+func expectRejections(t *testing.T, cases []rejection) {
+	t.Helper()
+	for _, tc := range cases {
+		getter := newFakeGetter()
+		_, _, err := runCommand(t, getter, "", tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: want one line containing %q, got %v", tc.args, tc.want, err)
+		}
+		if n := len(getter.client.Actions()); n != 0 {
+			t.Errorf("%v: bad input reached the cluster (%d calls)", tc.args, n)
+		}
+	}
+}
