@@ -2,16 +2,16 @@
 # The one test command (`make test`): on a fresh machine it installs and starts everything the
 # tests need, then runs every test.
 #   1. static checks: gofmt, go vet, go mod tidy
-#   2. unit and integration tests against a real local RabbitMQ (hack/rabbitmq.sh)
+#   2. unit and integration tests against two real local brokers, RabbitMQ 3.10 and 4.0
+#      (hack/rabbitmq.sh)
 #   3. end-to-end tests that run the built binary as `kubectl workqueue ...` on a real cluster:
 #      the one named by WORKQUEUE_E2E_KUBECONFIG, else the local cluster of hack/localcluster,
 #      brought up here (and torn down again if this script started it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
-  export PATH="/usr/local/go/bin:$PATH"
-fi
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
 
 step() { printf '\n=== %s\n' "$*" >&2; }
 
@@ -24,12 +24,17 @@ fi
 go vet ./...
 go mod tidy -diff
 
-step "local RabbitMQ"
+step "local RabbitMQ 3.10 and 4.0"
 hack/rabbitmq.sh start
-export WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url)"
 
-step "unit and integration tests"
-go test -count=1 ./...
+step "unit tests, and integration tests on RabbitMQ 3.10"
+WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url 3)" go test -count=1 ./...
+
+step "integration tests on RabbitMQ 4.0"
+# Only the packages that talk to a broker; the rest ran above.
+WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url 4)" \
+	WORKQUEUE_TEST_CONSUMER_TIMEOUT="$(hack/rabbitmq.sh consumer-timeout 4)" \
+	go test -count=1 ./pkg/queue ./pkg/agent ./pkg/plugin ./cmd/workqueue-agent
 
 step "end-to-end tests"
 started_cluster=""

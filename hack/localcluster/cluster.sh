@@ -33,6 +33,7 @@ readonly PORTS=(2379 2380 6443 10248 10249 10250 10256 10257 10259)
 readonly IMG_PAUSE=localhost/workqueue/pause:1
 readonly IMG_COREDNS=localhost/workqueue/coredns:${COREDNS_VERSION}
 readonly IMG_RABBITMQ=localhost/workqueue/rabbitmq:3.10.8
+readonly IMG_RABBITMQ4=localhost/workqueue/rabbitmq:4.0.5
 readonly IMG_WORKER=localhost/workqueue/seed-worker:1
 readonly IMG_BUSYBOX=localhost/workqueue/busybox:1
 readonly IMG_AGENT=localhost/workqueue/agent:e2e
@@ -291,6 +292,14 @@ make_image() {
 	"$BIN/mkimage" -out "$out" "${args[@]}" || die "building image $out failed"
 }
 
+# Writes stdin to file $1 only when it differs, so that an unchanged file keeps the image built
+# from it up to date.
+write_if_changed() {
+	local tmp=$1.tmp
+	cat >"$tmp"
+	if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
 image_user() { # uid:gid of a user in a rootfs
 	local ids
 	ids=$(awk -F: -v u="$2" '$1 == u { print $3 ":" $4 }' "$1/etc/passwd")
@@ -318,6 +327,22 @@ build_images() {
 	fi
 	make_image "$IMAGES/rabbitmq.tar" -tag "$IMG_RABBITMQ" -rootfs "$rmq" \
 		-entrypoint '["/usr/local/bin/rabbitmq-entrypoint"]' -user "$(image_user "$rmq" rabbitmq)" \
+		-env HOME=/var/lib/rabbitmq -env RABBITMQ_LOGS=- -env RABBITMQ_SASL_LOGS=- -env LANG=C.UTF-8
+
+	# RabbitMQ 4.0.5 from Debian trixie, the same root the integration tests' 4.0 broker runs in
+	# (hack/rabbitmq.sh), configured like the 3.10.8 image above through files laid over it.
+	local rmq4 conf4=$IMAGES/rabbitmq4-conf
+	rmq4=$("$REPO/hack/rabbitmq.sh" rootfs4)
+	mkdir -p "$conf4"
+	printf 'loopback_users = none\nlisteners.tcp.default = 5672\n' | write_if_changed "$conf4/rabbitmq.conf"
+	printf 'NODENAME=rabbit@localhost\n' | write_if_changed "$conf4/rabbitmq-env.conf"
+	printf '#!/bin/sh\n# Foreground RabbitMQ, logging to stdout.\nexec /usr/lib/rabbitmq/bin/rabbitmq-server "$@"\n' |
+		write_if_changed "$conf4/rabbitmq-entrypoint"
+	make_image "$IMAGES/rabbitmq4.tar" -tag "$IMG_RABBITMQ4" -rootfs "$rmq4" \
+		-file "$conf4/rabbitmq.conf:/etc/rabbitmq/rabbitmq.conf:0644" \
+		-file "$conf4/rabbitmq-env.conf:/etc/rabbitmq/rabbitmq-env.conf:0644" \
+		-file "$conf4/rabbitmq-entrypoint:/usr/local/bin/rabbitmq-entrypoint:0755" \
+		-entrypoint '["/usr/local/bin/rabbitmq-entrypoint"]' -user "$(image_user "$rmq4" rabbitmq)" \
 		-env HOME=/var/lib/rabbitmq -env RABBITMQ_LOGS=- -env RABBITMQ_SASL_LOGS=- -env LANG=C.UTF-8
 
 	# shellcheck disable=SC2016 # the container's shell expands $BROKER_URL and $QUEUE
@@ -354,6 +379,8 @@ build_all() {
 	pids+=($!)
 	build_rootfs seed-worker amqp-tools,python3 &
 	pids+=($!)
+	"$REPO/hack/rabbitmq.sh" rootfs4 >/dev/null &
+	pids+=($!)
 	for p in "${pids[@]}"; do wait "$p" || failed=1; done
 	((failed == 0)) || die "building the cluster's parts failed (see above)"
 	build_images
@@ -370,7 +397,7 @@ import_image() {
 # the last import (a running cluster picks up an edited worker.py).
 import_images() {
 	local marker=$RUN/images.imported pids=() failed=0 p img
-	for img in pause coredns busybox rabbitmq seed-worker; do
+	for img in pause coredns busybox rabbitmq rabbitmq4 seed-worker; do
 		[[ ${1:-} == changed && -f $marker && ! $IMAGES/$img.tar -nt $marker ]] && continue
 		log "importing image $img"
 		import_image "$IMAGES/$img.tar" &

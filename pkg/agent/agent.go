@@ -373,7 +373,7 @@ func (a *agent) drainResult(reason string) Result {
 	switch {
 	case a.failed > 0:
 		o.Result = outcome.ResultFailed
-		a.logf("%s; %s done, %s failed", reason, items(a.processed), items(a.failed))
+		a.logf("%s; %s done, %s of %s failed", reason, items(a.processed), plural(a.failed, "attempt"), items(len(a.failedIDs)))
 		return Result{ExitCode: outcome.ExitItemFailed, Outcome: o}
 	case a.processed == 0:
 		a.logf("queue %s is empty; nothing to do", a.cfg.Queue)
@@ -463,10 +463,12 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 	}
 }
 
-// requeue gives the item back to the broker. If that fails, the connection is gone and the
-// broker requeues the item by itself.
+// requeue gives the item back to the broker. It rejects rather than nacks: from RabbitMQ 4.3 a
+// quorum queue counts basic.reject toward its delivery limit but not basic.nack, so a nacked
+// item that always fails would come back forever instead of being dead-lettered. If that
+// fails, the connection is gone and the broker requeues the item by itself.
 func (a *agent) requeue(it item) {
-	if err := it.delivery.Nack(false, true); err != nil {
+	if err := it.delivery.Reject(true); err != nil {
 		a.logf("cannot requeue item %s (%v); the broker requeues it when the connection closes", it.messageID, err)
 		a.dropSession()
 	}
@@ -593,9 +595,11 @@ func formatDuration(d time.Duration) string {
 	return d.Round(100 * time.Millisecond).String()
 }
 
-func items(n int) string {
+func items(n int) string { return plural(n, "item") }
+
+func plural(n int, word string) string {
 	if n == 1 {
-		return "1 item"
+		return "1 " + word
 	}
-	return fmt.Sprintf("%d items", n)
+	return fmt.Sprintf("%d %ss", n, word)
 }

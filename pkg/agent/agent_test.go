@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
@@ -185,6 +188,9 @@ func TestDrainModeKeepsDrainingAfterAFailureAndFailsAtTheEnd(t *testing.T) {
 	o := readTerminationLog(t, termLog)
 	if o.Result != outcome.ResultFailed || o.Processed != 2 || o.Failed != 2 {
 		t.Errorf("termination message = %+v, want failed with 2 processed and 2 failed attempts", o)
+	}
+	if !strings.Contains(run.log.String(), "2 items done, 2 attempts of 1 item failed") {
+		t.Errorf("the summary line does not tell attempts from items:\n%s", run.log)
 	}
 	eventuallyReady(t, queue, 0)
 	eventuallyReady(t, queue+".failed", 1)
@@ -385,11 +391,15 @@ func TestMissingQueueIsAMisconfiguration(t *testing.T) {
 	if o.Result != outcome.ResultError || !strings.Contains(o.Error, `queue "agent-test-no-such-queue" does not exist`) {
 		t.Errorf("termination message = %+v", o)
 	}
-	// The agent must not have created the queue.
-	cmd := exec.Command("rabbitmqctl", "-q", "list_queues", "name")
-	if out, err := cmd.Output(); err == nil && strings.Contains(string(out), "agent-test-no-such-queue") {
-		t.Errorf("the agent declared the queue")
-	}
+	// The agent must not have created the queue: a passive declare on the same broker says so.
+	withChannel(t, testBrokerURL(t), func(ch *amqp.Channel) {
+		_, err := ch.QueueDeclarePassive("agent-test-no-such-queue", true, false, false, false, nil)
+		var amqpErr *amqp.Error
+		if !errors.As(err, &amqpErr) || amqpErr.Code != amqp.NotFound {
+			t.Errorf("the agent declared the queue (passive declare: %v)", err)
+			_, _ = ch.QueueDelete("agent-test-no-such-queue", false, false, false)
+		}
+	})
 }
 
 func TestBadCredentialsAreAMisconfigurationAndThePasswordIsNeverShown(t *testing.T) {

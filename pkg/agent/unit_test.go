@@ -3,11 +3,13 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -116,5 +118,54 @@ func TestConnectionLimitsAreWaitedOutNotMisconfigurations(t *testing.T) {
 		if got := a.permanentRefusal(err) != nil; got != permanent {
 			t.Errorf("%q: permanent = %v, want %v", reason, got, permanent)
 		}
+	}
+}
+
+// recordingAcknowledger stands in for the broker channel and records how each delivery was settled.
+type recordingAcknowledger struct{ settled []string }
+
+func (r *recordingAcknowledger) Ack(tag uint64, multiple bool) error {
+	r.settled = append(r.settled, fmt.Sprintf("ack multiple=%v", multiple))
+	return nil
+}
+func (r *recordingAcknowledger) Nack(tag uint64, multiple, requeue bool) error {
+	r.settled = append(r.settled, fmt.Sprintf("nack multiple=%v requeue=%v", multiple, requeue))
+	return nil
+}
+func (r *recordingAcknowledger) Reject(tag uint64, requeue bool) error {
+	r.settled = append(r.settled, fmt.Sprintf("reject requeue=%v", requeue))
+	return nil
+}
+
+// From RabbitMQ 4.3 only basic.reject counts toward a quorum queue's delivery limit, so every
+// path that gives an item back must reject it; a nack would bring a failing item back forever.
+func TestEveryGiveBackIsAReject(t *testing.T) {
+	cases := []struct {
+		name    string
+		command []string
+		timeout time.Duration
+		path    string // replaces the command's path after validation, to make it fail to start
+		want    string
+	}{
+		{name: "success", command: []string{"true"}, want: "ack multiple=false"},
+		{name: "failure", command: []string{"false"}, want: "reject requeue=true"},
+		{name: "timeout", command: []string{"sleep", "5"}, timeout: 100 * time.Millisecond, want: "reject requeue=true"},
+		{name: "cannot start", command: []string{"true"}, path: "/nonexistent/program", want: "reject requeue=true"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAgent(Config{BrokerURL: "amqp://u:p@broker:5672/", Queue: "q", Command: tc.command, Timeout: tc.timeout, Log: io.Discard, Stdout: io.Discard, Stderr: io.Discard})
+			if err := a.validate(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.path != "" {
+				a.commandPath = tc.path
+			}
+			ack := &recordingAcknowledger{}
+			a.process(newItem(amqp.Delivery{Acknowledger: ack, DeliveryTag: 1, MessageId: "m", Body: []byte("x")}))
+			if len(ack.settled) != 1 || ack.settled[0] != tc.want {
+				t.Fatalf("settled %v, want [%s]", ack.settled, tc.want)
+			}
+		})
 	}
 }

@@ -53,7 +53,7 @@ type Outcome struct {
 	ExitCode   *int   `json:"exitCode,omitempty"` // the command's exit code, when it ran
 	Error      string `json:"error,omitempty"`
 	Processed  int    `json:"processed,omitempty"` // drain mode: items acked by this pod
-	Failed     int    `json:"failed,omitempty"`    // drain mode: items that failed in this pod
+	Failed     int    `json:"failed,omitempty"`    // drain mode: failed attempts in this pod (an item retried here counts each time)
 }
 
 // Encode returns the outcome as JSON that fits a termination message, shortening the free-text

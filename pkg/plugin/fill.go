@@ -46,6 +46,8 @@ type FillOptions struct {
 	MaxItemSize string
 	QueueType   string
 	MaxAttempts int
+	// ConsumerTimeout bounds how long one item may run before the broker takes it back.
+	ConsumerTimeout time.Duration
 
 	broker      brokerFlags
 	strict      bool
@@ -60,13 +62,14 @@ type FillOptions struct {
 // NewCmdFill builds `kubectl workqueue fill`.
 func NewCmdFill(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.Command {
 	o := &FillOptions{
-		IOStreams:   streams,
-		getter:      getter,
-		MaxItemSize: "16Mi",
-		QueueType:   string(queue.Quorum),
-		MaxAttempts: 3,
-		stdinIsTTY:  func() bool { return isTerminal(streams.In) },
-		stderrIsTTY: func() bool { return isTerminal(streams.ErrOut) },
+		IOStreams:       streams,
+		getter:          getter,
+		MaxItemSize:     "16Mi",
+		QueueType:       string(queue.Quorum),
+		MaxAttempts:     3,
+		ConsumerTimeout: queue.DefaultConsumerTimeout,
+		stdinIsTTY:      func() bool { return isTerminal(streams.In) },
+		stderrIsTTY:     func() bool { return isTerminal(streams.ErrOut) },
 	}
 	cmd := &cobra.Command{
 		Use:     "fill QUEUE [--from-file FILE | --item ITEM | < FILE]",
@@ -95,6 +98,7 @@ func NewCmdFill(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 	f.StringVar(&o.MaxItemSize, "max-item-size", o.MaxItemSize, "Refuse items larger than this (RabbitMQ's own default limit is 16Mi from 4.0, 128Mi before)")
 	f.StringVar(&o.QueueType, "queue-type", o.QueueType, "Type of a queue that does not exist yet: quorum (retries and dead-lettering) or classic")
 	f.IntVar(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "Attempts per item before it moves to QUEUE.failed (quorum queues)")
+	f.DurationVar(&o.ConsumerTimeout, "consumer-timeout", o.ConsumerTimeout, "Of a queue that does not exist yet: how long one item may run before the broker takes it back and hands it out again (RabbitMQ 3.12+; older brokers apply their consumer_timeout, 30m by default)")
 	o.broker.addFlags(cmd)
 	return cmd
 }
@@ -129,6 +133,9 @@ func (o *FillOptions) Validate() error {
 	}
 	if o.MaxAttempts < 1 {
 		return errors.New("--max-attempts must be at least 1")
+	}
+	if o.ConsumerTimeout < time.Second {
+		return fmt.Errorf("--consumer-timeout %s is too short: give how long the longest item may run, such as 2h", o.ConsumerTimeout)
 	}
 	if t := queue.Type(o.QueueType); t != queue.Quorum && t != queue.Classic {
 		return fmt.Errorf("--queue-type %q is not quorum or classic", o.QueueType)
@@ -351,7 +358,7 @@ func (o *FillOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer b.Close()
-	declared, err := queue.Declare(b.Conn, queue.Spec{Name: o.Queue, Type: queue.Type(o.QueueType), MaxAttempts: o.MaxAttempts, Strict: o.strict})
+	declared, err := queue.Declare(b.Conn, queue.Spec{Name: o.Queue, Type: queue.Type(o.QueueType), MaxAttempts: o.MaxAttempts, ConsumerTimeout: o.ConsumerTimeout, Strict: o.strict})
 	if err != nil {
 		return err
 	}
@@ -363,7 +370,7 @@ func (o *FillOptions) Run(ctx context.Context) error {
 				fmt.Fprintf(o.ErrOut, "created %s queue %s (dead letters go to %s)\n", o.QueueType, o.Queue, queue.DeadLetterName(o.Queue))
 			}
 		} else if declared.Ready > 0 {
-			fmt.Fprintf(o.ErrOut, "queue %s already holds %d items; adding to them\n", o.Queue, declared.Ready)
+			fmt.Fprintf(o.ErrOut, "queue %s already holds %d %s; adding to them\n", o.Queue, declared.Ready, plural(declared.Ready, "item"))
 		}
 	}
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,6 +119,7 @@ func TestFillBadInputPublishesNothing(t *testing.T) {
 		{"negative skip", []string{"--item", "a", "--skip", "-1"}, "--skip"},
 		{"skip past the end", []string{"--item", "a", "--skip", "5"}, "more than the 1 items"},
 		{"bad queue type", []string{"--item", "a", "--queue-type", "stream"}, "--queue-type"},
+		{"consumer timeout too short", []string{"--item", "a", "--consumer-timeout", "10ms"}, "--consumer-timeout 10ms is too short"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,7 +155,12 @@ func TestFillAllowEmpty(t *testing.T) {
 
 func TestFillNeverPrintsThePassword(t *testing.T) {
 	url, q := brokerURL(t), testQueue(t)
-	bad := strings.Replace(url, "guest:guest", "guest:Sup3rS3cret", 1)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = neturl.UserPassword(u.User.Username(), "Sup3rS3cret")
+	bad := u.String()
 	out, errOut, err := runCommand(t, newFakeGetter(), "", "fill", q, "--broker-url", bad, "--item", "a")
 	if err == nil {
 		t.Fatal("wrong password accepted")
@@ -221,5 +228,16 @@ func TestFillStopsWaitingOnStdinWhenInterrupted(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("fill kept waiting on stdin after the interrupt")
+	}
+}
+
+func TestFillIntoAQueueThatHoldsItemsSaysHowMany(t *testing.T) {
+	url, q := brokerURL(t), testQueue(t)
+	if _, _, err := runCommand(t, newFakeGetter(), "", "fill", q, "--broker-url", url, "--item", "a"); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := runCommand(t, newFakeGetter(), "", "fill", q, "--broker-url", url, "--item", "b")
+	if err != nil || !strings.Contains(errOut, "queue "+q+" already holds 1 item; adding to them") {
+		t.Fatalf("%q %v", errOut, err)
 	}
 }

@@ -23,7 +23,7 @@ func TestDescribePod(t *testing.T) {
 		{tail.PodResult{Pod: "p", Succeeded: true, Outcome: &outcome.Outcome{Result: outcome.ResultEmpty}},
 			`p  no item left in the queue  (0s)`},
 		{tail.PodResult{Pod: "p", Succeeded: true, Outcome: &outcome.Outcome{Result: outcome.ResultEmpty, Processed: 40, Failed: 1}},
-			`p  drained: 40 items done, 1 failed  (0s)`},
+			`p  drained: 40 items done, 1 failed attempt  (0s)`},
 		{tail.PodResult{Pod: "p", Succeeded: true, Duration: 10 * time.Second}, `p  succeeded  (10s)`},
 		{tail.PodResult{Pod: "p", ExitCode: 137, Reason: "OOMKilled", Message: "line 1\nTraceback: boom"},
 			`p  failed: OOMKilled (exit 137)  (0s): Traceback: boom`},

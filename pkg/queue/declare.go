@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -26,11 +27,22 @@ const FailedSuffix = ".failed"
 // DeadLetterName is the queue that receives the items of name that ran out of attempts.
 func DeadLetterName(name string) string { return name + FailedSuffix }
 
+// DefaultConsumerTimeout is how long one item may run before the broker takes it back, unless
+// the caller asks for another bound. RabbitMQ's own default (30 minutes) would hand a long item
+// to a second worker while the first still runs it; the agent's --item-timeout and the Job's
+// deadline are the real bounds on a stuck item, and a dead worker's connection gives its item
+// back at once anyway.
+const DefaultConsumerTimeout = 24 * time.Hour
+
 // Spec describes the queue to use or create.
 type Spec struct {
 	Name        string
 	Type        Type
 	MaxAttempts int // deliveries before an item is dead-lettered (quorum only); at least 1
+	// ConsumerTimeout is how long a delivery may stay unacknowledged before the broker closes the
+	// channel and requeues it (the queue's x-consumer-timeout, honoured from RabbitMQ 3.12 on;
+	// older brokers apply their global consumer_timeout). DefaultConsumerTimeout when 0.
+	ConsumerTimeout time.Duration
 	// Strict means the caller chose Type and MaxAttempts explicitly, so an existing queue must
 	// have them; otherwise an existing queue is used as it is.
 	Strict bool
@@ -61,19 +73,36 @@ func ValidateName(name string) error {
 }
 
 func (s Spec) arguments() amqp.Table {
-	if s.Type == Classic {
-		return amqp.Table{"x-queue-type": string(Classic)}
+	timeout := s.ConsumerTimeout
+	if timeout <= 0 {
+		timeout = DefaultConsumerTimeout
 	}
-	return amqp.Table{
-		"x-queue-type":              string(Quorum),
-		"x-delivery-limit":          int64(s.MaxAttempts - 1), // a limit of N allows N+1 deliveries
-		"x-dead-letter-exchange":    "",
-		"x-dead-letter-routing-key": DeadLetterName(s.Name),
+	args := amqp.Table{
+		"x-queue-type":       string(s.Type),
+		"x-consumer-timeout": timeout.Milliseconds(),
 	}
+	if s.Type == Quorum {
+		args["x-delivery-limit"] = int64(s.MaxAttempts - 1) // a limit of N allows N+1 deliveries
+		args["x-dead-letter-exchange"] = ""
+		args["x-dead-letter-routing-key"] = DeadLetterName(s.Name)
+		// At-least-once: the broker keeps a dead letter in this queue until QUEUE.failed has
+		// confirmed it, so a restart in between cannot lose it. RabbitMQ honours it only with
+		// reject-publish, and falls back to at-most-once without a word otherwise.
+		args["x-dead-letter-strategy"] = "at-least-once"
+		args["x-overflow"] = "reject-publish"
+	}
+	return args
 }
+
+// deadLetterArguments make QUEUE.failed a classic queue: classic queues have no delivery limit
+// on any RabbitMQ version, whereas from 4.0 a quorum queue drops a message on its 21st delivery
+// unless told -1, which 3.x reads as "drop on the first return". Whoever inspects or replays
+// the dead letters may take and give them back as often as they like.
+var deadLetterArguments = amqp.Table{"x-queue-type": string(Classic)}
 
 // Declare makes sure the work queue exists. A queue that exists is used as it is unless Strict;
 // a new one is durable, and a quorum one gets a delivery limit and its dead-letter queue.
+// A refused declare leaves nothing behind that it created.
 func Declare(conn *amqp.Connection, spec Spec) (Declared, error) {
 	if err := ValidateName(spec.Name); err != nil {
 		return Declared{}, err
@@ -86,14 +115,12 @@ func Declare(conn *amqp.Connection, spec Spec) (Declared, error) {
 	if spec.MaxAttempts < 1 {
 		return Declared{}, fmt.Errorf("max attempts must be at least 1, got %d", spec.MaxAttempts)
 	}
-	if !spec.Strict {
-		ready, err := Depth(conn, spec.Name)
-		if err == nil {
-			return Declared{Name: spec.Name, Ready: ready}, nil
-		}
-		if !errors.Is(err, ErrNoQueue) {
-			return Declared{}, err
-		}
+	before, err := Depth(conn, spec.Name)
+	if err != nil && !errors.Is(err, ErrNoQueue) {
+		return Declared{}, err
+	}
+	if err == nil && !spec.Strict {
+		return Declared{Name: spec.Name, Ready: before}, nil
 	}
 
 	ch, err := conn.Channel()
@@ -101,18 +128,63 @@ func Declare(conn *amqp.Connection, spec Spec) (Declared, error) {
 		return Declared{}, fmt.Errorf("open a channel: %w", err)
 	}
 	defer ch.Close()
+	madeFailed := ""
 	if spec.Type == Quorum {
 		failed := DeadLetterName(spec.Name)
-		if _, err := ch.QueueDeclare(failed, true, false, false, false, amqp.Table{"x-queue-type": string(Quorum)}); err != nil {
-			return Declared{}, explainDeclareError(failed, err)
+		// An existing dead-letter queue is kept as it is, whatever its type: it may hold items.
+		if _, err := Depth(conn, failed); errors.Is(err, ErrNoQueue) {
+			if _, err := ch.QueueDeclare(failed, true, false, false, false, deadLetterArguments); err != nil {
+				return Declared{}, explainDeclareError(failed, err)
+			}
+			madeFailed = failed
+		} else if err != nil {
+			return Declared{}, err
 		}
 	}
-	before, _ := Depth(conn, spec.Name)
 	q, err := ch.QueueDeclare(spec.Name, true, false, false, false, spec.arguments())
 	if err != nil {
-		return Declared{}, explainDeclareError(spec.Name, err)
+		err = explainDeclareError(spec.Name, err)
+		if madeFailed != "" {
+			if _, cleanupErr := deleteIfEmpty(conn, madeFailed); cleanupErr != nil {
+				err = fmt.Errorf("%w (and the dead-letter queue %s it made could not be removed: %v)", err, madeFailed, cleanupErr)
+			}
+		}
+		if before >= 0 && spec.Type == Quorum {
+			if differs, probeErr := typeDiffers(conn, spec.Name, spec.Type); probeErr == nil && differs {
+				return Declared{}, fmt.Errorf("queue %q already exists and is not a %s queue: leave out --queue-type and --max-attempts to use it as it is, or delete it first with `kubectl workqueue delete %s`", spec.Name, spec.Type, spec.Name)
+			}
+		}
+		return Declared{}, err
 	}
 	return Declared{Name: spec.Name, Created: before < 0, Ready: q.Messages}, nil
+}
+
+// typeDiffers tells whether an existing queue is of another type than want. RabbitMQ names the
+// first argument that differs, and for a classic queue redeclared as quorum that is the
+// dead-letter exchange, not the type: a redeclare that gives the type alone settles it.
+func typeDiffers(conn *amqp.Connection, name string, want Type) (bool, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return false, err
+	}
+	defer ch.Close()
+	_, err = ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": string(want)})
+	var amqpErr *amqp.Error
+	if errors.As(err, &amqpErr) && amqpErr.Code == amqp.PreconditionFailed {
+		m := inequivalentArg.FindStringSubmatch(amqpErr.Reason)
+		return m != nil && m[1] == "x-queue-type", nil
+	}
+	return false, err
+}
+
+// deleteIfEmpty removes a queue that holds no message.
+func deleteIfEmpty(conn *amqp.Connection, name string) (int, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	defer ch.Close()
+	return ch.QueueDelete(name, false, true, false)
 }
 
 // ErrNoQueue is returned (wrapped) when a queue does not exist.
@@ -141,15 +213,15 @@ var inequivalentArg = regexp.MustCompile(`inequivalent arg '([^']+)' for queue '
 
 var argValue = regexp.MustCompile(`^the value (.*) of type '[^']*'$`)
 
-// describeArg turns RabbitMQ's "the value 'quorum' of type 'longstr'" into "'quorum'".
+// describeArg turns RabbitMQ's "the value 'quorum' of type 'longstr'" into "quorum".
 func describeArg(s string) string {
 	if s == "none" {
 		return "unset"
 	}
 	if m := argValue.FindStringSubmatch(s); m != nil {
-		return m[1]
+		s = m[1]
 	}
-	return s
+	return strings.Trim(s, "'")
 }
 
 // explainDeclareError turns RabbitMQ's PRECONDITION_FAILED into what differs and what to do.

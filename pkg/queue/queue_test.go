@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -72,7 +73,7 @@ func TestFillThenConsumeWithAmqpConsumeByteForByte(t *testing.T) {
 	if _, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
 	}
-	const n = 10_000
+	const n = 2_000
 	var input bytes.Buffer
 	for i := range n {
 		fmt.Fprintf(&input, "item %05d 'quoted' \"double\" $HOME `tick` ünïcode\n", i)
@@ -189,16 +190,15 @@ func TestSeedClassicQueueIsReusedAsIs(t *testing.T) {
 func TestStrictDeclareExplainsWhatDiffers(t *testing.T) {
 	conn := connect(t)
 	name := uniqueQueue(t, conn)
-	if out, err := exec.Command("amqp-declare-queue", "--url", brokerURL(t), "-q", name, "-d").CombinedOutput(); err != nil {
-		t.Fatalf("amqp-declare-queue: %v %s", err, out)
+	if _, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 3}); err != nil {
+		t.Fatal(err)
 	}
-	_, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 3, Strict: true})
+	_, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 5, Strict: true})
 	if err == nil {
 		t.Fatal("want an error")
 	}
 	msg := err.Error()
-	// RabbitMQ names the first argument that differs; the seed's queue has none of ours.
-	for _, want := range []string{"already exists with other settings", "is unset there, this command asks for", "kubectl workqueue delete"} {
+	for _, want := range []string{"already exists with other settings", "x-delivery-limit is 2 there, this command asks for 4", "kubectl workqueue delete"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}
@@ -206,6 +206,194 @@ func TestStrictDeclareExplainsWhatDiffers(t *testing.T) {
 	if strings.Contains(msg, "PRECONDITION_FAILED") {
 		t.Errorf("raw broker error leaked: %q", msg)
 	}
+}
+
+// The seed's queue is classic. RabbitMQ names the dead-letter exchange as what differs, which
+// would send the user hunting for the wrong setting; and the refused declare must not leave an
+// empty QUEUE.failed behind.
+func TestStrictQuorumOverAClassicQueueNamesTheTypeAndLeavesNothing(t *testing.T) {
+	conn := connect(t)
+	name := uniqueQueue(t, conn)
+	if out, err := exec.Command("amqp-declare-queue", "--url", brokerURL(t), "-q", name, "-d").CombinedOutput(); err != nil {
+		t.Fatalf("amqp-declare-queue: %v %s", err, out)
+	}
+	_, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 3, Strict: true})
+	if err == nil || !strings.Contains(err.Error(), "already exists and is not a quorum queue") || strings.Contains(err.Error(), "dead-letter") {
+		t.Fatalf("want an error naming the queue type, got %v", err)
+	}
+	if _, err := Depth(conn, DeadLetterName(name)); !errors.Is(err, ErrNoQueue) {
+		t.Fatalf("the refused declare left %s behind: %v", DeadLetterName(name), err)
+	}
+}
+
+// From RabbitMQ 4.0 a quorum queue without a delivery limit gets one of 20 and drops the message
+// after it. Whoever inspects the dead letters takes them and gives them back: none may go.
+func TestDeadLetterQueueKeepsAMessageGivenBackManyTimes(t *testing.T) {
+	conn := connect(t)
+	name := uniqueQueue(t, conn)
+	if _, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	failed := DeadLetterName(name)
+	if _, err := Publish(context.Background(), conn, name, &sliceSource{bodies: []string{"poison"}}, PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	msg, ok, err := ch.Get(name, false)
+	if err != nil || !ok {
+		t.Fatalf("get: %v %v", ok, err)
+	}
+	if err := msg.Reject(true); err != nil { // MaxAttempts 1: the first give-back dead-letters it
+		t.Fatal(err)
+	}
+	const givenBack = 25
+	for i := 0; i <= givenBack; i++ {
+		var msg amqp.Delivery
+		var ok bool
+		for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); {
+			if msg, ok, err = ch.Get(failed, false); err != nil {
+				t.Fatalf("get %d from %s: %v", i, failed, err)
+			} else if !ok {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if !ok {
+			t.Fatalf("%s lost its dead letter after it was given back %d times", failed, i)
+		}
+		if string(msg.Body) != "poison" {
+			t.Fatalf("got %q from %s", msg.Body, failed)
+		}
+		if i < givenBack {
+			err = msg.Reject(true)
+		} else {
+			err = msg.Ack(false)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A dead letter must survive a broker restart between the work queue and QUEUE.failed: the broker
+// keeps it in the work queue until QUEUE.failed confirms it (at-least-once dead-lettering). A
+// redeclare that asks for the default strategy is refused, which shows what the queue holds.
+func TestWorkQueueDeadLettersAtLeastOnce(t *testing.T) {
+	conn := connect(t)
+	name := uniqueQueue(t, conn)
+	spec := Spec{Name: name, Type: Quorum, MaxAttempts: 3}
+	if _, err := Declare(conn, spec); err != nil {
+		t.Fatal(err)
+	}
+	for key, value := range map[string]string{"x-dead-letter-strategy": "at-most-once", "x-overflow": "drop-head"} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := spec.arguments()
+		args[key] = value
+		_, err = ch.QueueDeclare(name, true, false, false, false, args)
+		want := fmt.Sprintf("inequivalent arg '%s'", key)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("redeclare with %s=%s: got %v, want %s", key, value, err, want)
+		}
+	}
+}
+
+// An item that runs longer than the broker's own consumer timeout must not be taken back while it
+// runs: the queue's x-consumer-timeout overrides the broker's. The test broker's global timeout
+// is short (WORKQUEUE_TEST_CONSUMER_TIMEOUT, hack/rabbitmq.sh); a queue declared without the
+// argument shows that the broker does enforce it.
+func TestLongItemOutlivesTheBrokersConsumerTimeout(t *testing.T) {
+	conn := connect(t)
+	if !atLeastVersion(conn, 3, 12) {
+		t.Skipf("RabbitMQ %v has no per-queue consumer timeout (3.12 and later do): nothing to test on this broker", conn.Properties["version"])
+	}
+	brokerTimeout, err := time.ParseDuration(os.Getenv("WORKQUEUE_TEST_CONSUMER_TIMEOUT"))
+	if err != nil {
+		t.Skip("WORKQUEUE_TEST_CONSUMER_TIMEOUT does not give this broker's consumer_timeout (make test sets it for the RabbitMQ 4 broker, which it starts with a short one)")
+	}
+	held := brokerTimeout + 5*time.Second // the broker looks once a second in the test setup
+
+	ours := uniqueQueue(t, conn)
+	if _, err := Declare(conn, Spec{Name: ours, Type: Quorum, MaxAttempts: 3}); err != nil {
+		t.Fatal(err)
+	}
+	plain := uniqueQueue(t, conn)
+	setup, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := setup.QueueDeclare(plain, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	setup.Close()
+
+	results := make(chan error, 2)
+	go func() { results <- holdAnItem(conn, ours, held, false) }()
+	go func() { results <- holdAnItem(conn, plain, held, true) }()
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+	if depth, err := Depth(conn, ours); err != nil || depth != 0 {
+		t.Errorf("queue %s holds %d items after the long item was acked (%v)", ours, depth, err)
+	}
+}
+
+// holdAnItem takes one item of q and keeps it unacknowledged for held, then acks it. It says
+// whether the broker took the item back meanwhile (closing the channel) as expected.
+func holdAnItem(conn *amqp.Connection, q string, held time.Duration, expectTakenBack bool) error {
+	if _, err := Publish(context.Background(), conn, q, &sliceSource{bodies: []string{"long item"}}, PublishOptions{}); err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	msg, ok, err := ch.Get(q, false)
+	if err != nil || !ok {
+		return fmt.Errorf("get from %s: %v %v", q, ok, err)
+	}
+	select {
+	case amqpErr := <-closed:
+		if expectTakenBack {
+			return nil
+		}
+		return fmt.Errorf("queue %s: the broker took the item back before %s: %v", q, held, amqpErr)
+	case <-time.After(held):
+	}
+	if expectTakenBack {
+		return fmt.Errorf("queue %s: the broker left the item alone for %s, so its consumer timeout is not the one the test was told", q, held)
+	}
+	return msg.Ack(false)
+}
+
+// withPassword returns the broker URL with another password, whatever the test broker's user.
+func withPassword(t testing.TB, rawURL, password string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), password)
+	return u.String()
+}
+
+// atLeastVersion tells whether the broker says it is version major.minor or later.
+func atLeastVersion(conn *amqp.Connection, major, minor int) bool {
+	version, _ := conn.Properties["version"].(string)
+	var gotMajor, gotMinor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &gotMajor, &gotMinor); err != nil {
+		return false
+	}
+	return gotMajor > major || (gotMajor == major && gotMinor >= minor)
 }
 
 func TestMandatoryReturnIsAnErrorNamingTheItem(t *testing.T) {
@@ -247,12 +435,8 @@ func TestNackStopsAndCountsExactly(t *testing.T) {
 }
 
 func TestBadCredentialsNeverShowThePassword(t *testing.T) {
-	url := brokerURL(t)
-	bad, err := WithHost(strings.Replace(url, "guest:guest", "guest:s3cr3t-pw", 1), "127.0.0.1:5672")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Dial(bad)
+	bad := withPassword(t, brokerURL(t), "s3cr3t-pw")
+	_, err := Dial(bad)
 	var permanent *PermanentError
 	if err == nil || !errors.As(err, &permanent) {
 		t.Fatalf("want a permanent error, got %v", err)
