@@ -11,7 +11,7 @@ func TestBrokerInstallDryRunClientPrintsNoCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"kind: Service", "kind: StatefulSet", "name: rabbitmq-service", "storage: 5Gi", "RABBITMQ_DEFAULT_PASS", "secretKeyRef", "image: rabbitmq:4"} {
+	for _, want := range []string{"kind: Service", "kind: StatefulSet", "name: rabbitmq-service", "storage: 5Gi", "RABBITMQ_DEFAULT_PASS", "secretKeyRef", "image: rabbitmq:4.0.5"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry-run output lacks %q", want)
 		}

@@ -105,12 +105,12 @@ func describePod(r tail.PodResult) string {
 	switch o.Result {
 	case outcome.ResultDone:
 		if o.Processed > 1 {
-			return fmt.Sprintf("%s  done: %d items, %s  (%s)", r.Pod, o.Processed, plural(o.Failed, "failed attempt"), duration)
+			return fmt.Sprintf("%s  done: %d items, %d %s  (%s)", r.Pod, o.Processed, o.Failed, plural(o.Failed, "failed attempt"), duration)
 		}
 		return fmt.Sprintf("%s  done%s  attempt %d  (%s)", r.Pod, item, o.Attempt, duration)
 	case outcome.ResultEmpty:
 		if o.Processed > 0 || o.Failed > 0 {
-			return fmt.Sprintf("%s  drained: %d items done, %s  (%s)", r.Pod, o.Processed, plural(o.Failed, "failed attempt"), duration)
+			return fmt.Sprintf("%s  drained: %d items done, %d %s  (%s)", r.Pod, o.Processed, o.Failed, plural(o.Failed, "failed attempt"), duration)
 		}
 		return fmt.Sprintf("%s  no item left in the queue  (%s)", r.Pod, duration)
 	case outcome.ResultFailed:

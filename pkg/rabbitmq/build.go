@@ -23,7 +23,10 @@ import (
 const (
 	DefaultName    = "rabbitmq"
 	DefaultService = "rabbitmq-service"
-	DefaultImage   = "rabbitmq:4"
+	// DefaultImage is an exact release: the 4.x whose behaviour the tests establish (Debian's
+	// 4.0.5 build of it, as no registry image can be pulled where they run). A floating tag would
+	// deploy whatever RabbitMQ is newest, whose rules for retries have changed within 4.x.
+	DefaultImage = "rabbitmq:4.0.5"
 	// CredentialsSecret holds the broker's username and password; the broker reads them at its
 	// first start and the plugin's commands whenever they connect.
 	CredentialsSecret = "workqueue-broker"

@@ -39,7 +39,7 @@ func TestBrokerInstallFillRunUninstall(t *testing.T) {
 	}
 
 	out = c.workqueue("", install...)
-	if !strings.Contains(out, "secret/workqueue-broker exists") || !strings.Contains(out, "broker ready: RabbitMQ 3.10.8") {
+	if !strings.Contains(out, "secret/workqueue-broker exists") || !strings.Contains(out, "broker ready: RabbitMQ 4.0.5") {
 		t.Fatalf("install printed:\n%s", out)
 	}
 	secret, err := c.client.CoreV1().Secrets(c.namespace).Get(ctx, "workqueue-broker", metav1.GetOptions{})

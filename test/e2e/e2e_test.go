@@ -32,7 +32,12 @@ var (
 )
 
 const (
-	rabbitmqImage   = "localhost/workqueue/rabbitmq:3.10.8"
+	// The brokers the suite runs on: RabbitMQ 4, what users run and `broker install` deploys, for
+	// everything; and 3.10, the image the example's manifests were tested with, for the seed's
+	// scenario and dead-lettering.
+	rabbitmq4Image  = "localhost/workqueue/rabbitmq:4.0.5"
+	rabbitmq3Image  = "localhost/workqueue/rabbitmq:3.10.8"
+	rabbitmqImage   = rabbitmq4Image
 	seedWorkerImage = "localhost/workqueue/seed-worker:1"
 	busyboxImage    = "localhost/workqueue/busybox:1"
 )
@@ -161,12 +166,40 @@ func (c *cluster) workqueue(stdin string, args ...string) string {
 	return out
 }
 
-// deployBroker applies the seed's Service and StatefulSet and waits for the broker to run.
-func (c *cluster) deployBroker() {
+// deployBroker applies the seed's Service and StatefulSet, with RabbitMQ 4, and waits for the
+// broker to run.
+func (c *cluster) deployBroker() { c.deployBrokerImage(rabbitmqImage) }
+
+// deployBrokerImage is deployBroker with the given RabbitMQ image.
+func (c *cluster) deployBrokerImage(image string) {
 	c.t.Helper()
 	c.applyFile("testdata/rabbitmq-service.yaml")
-	c.applyFile("testdata/rabbitmq-statefulset.yaml")
+	c.applyWithImage("testdata/rabbitmq-statefulset.yaml", image, nil)
 	c.waitForPodReady("rabbitmq-0", 3*time.Minute)
+}
+
+// applyWithImage applies a manifest of testdata with its RabbitMQ image replaced, and other
+// words too.
+func (c *cluster) applyWithImage(path, image string, replace map[string]string) {
+	c.t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	manifest := strings.ReplaceAll(string(data), rabbitmq3Image, image)
+	for old, new := range replace {
+		manifest = strings.ReplaceAll(manifest, old, new)
+	}
+	if out, err := c.kubectlStdin(manifest, "apply", "-f", "-"); err != nil {
+		c.t.Fatalf("apply %s: %v\n%s", path, err, out)
+	}
+}
+
+// forEachBroker runs test once on each RabbitMQ the suite knows, as subtests named by version.
+func forEachBroker(t *testing.T, test func(t *testing.T, image string)) {
+	for _, image := range []string{rabbitmq4Image, rabbitmq3Image} {
+		t.Run("rabbitmq-"+image[strings.LastIndex(image, ":")+1:], func(t *testing.T) { test(t, image) })
+	}
 }
 
 func (c *cluster) applyFile(path string) {
@@ -234,13 +267,7 @@ func (c *cluster) deployDurableBroker() {
 	c.applyFile("testdata/rabbitmq-service.yaml")
 	dataDir := "/var/tmp/wq-e2e-rabbitmq-" + c.namespace
 	c.t.Cleanup(func() { os.RemoveAll(dataDir) })
-	data, err := os.ReadFile("testdata/rabbitmq-statefulset-hostpath.yaml")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if out, err := c.kubectlStdin(strings.ReplaceAll(string(data), "DATA_DIR", dataDir), "apply", "-f", "-"); err != nil {
-		c.t.Fatalf("%v\n%s", err, out)
-	}
+	c.applyWithImage("testdata/rabbitmq-statefulset-hostpath.yaml", rabbitmqImage, map[string]string{"DATA_DIR": dataDir})
 	c.waitForPodReady("rabbitmq-0", 3*time.Minute)
 }
 

@@ -52,9 +52,11 @@ func (c *cluster) fillItems(queue string, items []string) {
 
 // The seed's scenario exactly: the 8 fruits, parallelism 2, the seed worker image with its own
 // amqp-consume CMD and no command.
-func TestRunSeedScenario(t *testing.T) {
+func TestRunSeedScenario(t *testing.T) { forEachBroker(t, testRunSeedScenario) }
+
+func testRunSeedScenario(t *testing.T, brokerImage string) {
 	c := newCluster(t)
-	c.deployBroker()
+	c.deployBrokerImage(brokerImage)
 	c.fillItems("job1", fruits)
 
 	out, err := c.runWorkqueue("job1", "--image", seedWorkerImage, "--image-pull-policy", "Never", "--parallelism", "2", "--env", "WORKER_SLEEP=1")
@@ -135,8 +137,12 @@ func TestRunDrainMode500ItemsThreePods(t *testing.T) {
 // A failing item is tried up to the limit, then found in QUEUE.failed; the Job still finishes and
 // run exits non-zero, naming the item.
 func TestRunFailingItemIsDeadLetteredAndNamed(t *testing.T) {
+	forEachBroker(t, testRunFailingItemIsDeadLetteredAndNamed)
+}
+
+func testRunFailingItemIsDeadLetteredAndNamed(t *testing.T, brokerImage string) {
 	c := newCluster(t)
-	c.deployBroker()
+	c.deployBrokerImage(brokerImage)
 	c.fillItems("fails", []string{"good-1", "poison", "good-2"})
 	out, err := c.runWorkqueue("fails", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
 		"--", "sh", "-c", `read item; echo "attempt $WORKQUEUE_ATTEMPT of $item"; [ "$item" != poison ]`)
@@ -159,6 +165,18 @@ func TestRunFailingItemIsDeadLetteredAndNamed(t *testing.T) {
 	}
 	if j := c.job("fails"); !jobComplete(j) {
 		t.Fatalf("the Job must still finish: %+v", j.Status)
+	}
+	// What fill declared, as the broker holds it: dead letters at least once, into a classic
+	// queue that has no delivery limit, and a consumer timeout far above the broker's 30 minutes.
+	queues := c.brokerExec("rabbitmqctl", "-q", "list_queues", "--no-table-headers", "name", "type", "arguments")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^fails\s+quorum\s+.*x-dead-letter-strategy","at-least-once".*$`),
+		regexp.MustCompile(`(?m)^fails\s+quorum\s+.*x-consumer-timeout",86400000.*$`),
+		regexp.MustCompile(`(?m)^fails\.failed\s+classic\s`),
+	} {
+		if !want.MatchString(queues) {
+			t.Errorf("the broker's queues do not match %s:\n%s", want, queues)
+		}
 	}
 }
 
