@@ -70,14 +70,18 @@ stop3() {
 
 # ---------------------------------------------------------------- 4.0, in a trixie root
 
-# The root is made once: debootstrap takes a few minutes and about 400 MB.
+# The root is made once: debootstrap takes a few minutes. hack/localcluster may ask for it at
+# the same time as a test run; the lock makes the second caller wait for the first.
 rootfs4() {
+	[[ -x $ROOTFS4/usr/lib/rabbitmq/bin/rabbitmq-server ]] && return 0
+	mkdir -p "$(dirname "$ROOTFS4")"
+	exec 8>"$ROOTFS4.lock"
+	flock 8
 	[[ -x $ROOTFS4/usr/lib/rabbitmq/bin/rabbitmq-server ]] && return 0
 	command -v debootstrap >/dev/null || apt_install debootstrap
 	local mirror partial=$ROOTFS4.partial
 	mirror=$(debian_mirror)
 	log "debootstrap Debian trixie with rabbitmq-server into $ROOTFS4 from $mirror (a few minutes, once)"
-	mkdir -p "$(dirname "$ROOTFS4")"
 	rm -rf "$partial"
 	if ! debootstrap --variant=minbase --include=rabbitmq-server trixie "$partial" "$mirror" \
 		>"$ROOTFS4.debootstrap.log" 2>&1; then
@@ -130,7 +134,7 @@ start4() {
 			RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$9" \
 			/usr/lib/rabbitmq/bin/rabbitmq-server' \
 		sh "$ROOTFS4" "$NODE4" "$PORT4" "$DIST_PORT4" "$EPMD_PORT4" "$USER4" "$PASSWORD4" "$data" "$ERL_ARGS4" "$STATE4/home" \
-		</dev/null >"$STATE4/rabbitmq.log" 2>&1 &
+		</dev/null >"$STATE4/rabbitmq.log" 2>&1 8>&- &
 	echo $! >"$STATE4/pid"
 	local _
 	for _ in $(seq 1 240); do
