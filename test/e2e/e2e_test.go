@@ -99,8 +99,13 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	client := kubernetes.NewForConfigOrDie(config)
-	name := fmt.Sprintf("e2e-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%100000)
-	name = strings.ReplaceAll(name, "_", "-")
+	// A namespace name is a DNS label: lower case letters, digits and dashes.
+	name := fmt.Sprintf("e2e-%s-%d", strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(t.Name())), time.Now().UnixNano()%100000)
 	if len(name) > 63 {
 		name = name[len(name)-63:]
 		name = "e" + strings.TrimLeft(name[1:], "-")
