@@ -167,15 +167,25 @@ func (c *cluster) drainQueue(name string) []string {
 	if err := ch.Qos(2000, 0, false); err != nil {
 		c.t.Fatal(err)
 	}
-	deliveries, err := ch.Consume(name, "", true, false, false, false, nil)
+	// Acknowledged in batches rather than auto-acked: prefetch then bounds what the broker holds
+	// for this consumer, and a broker that goes away is noticed instead of read as empty bodies.
+	deliveries, err := ch.Consume(name, "", false, false, false, false, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	bodies := make([]string, 0, total)
 	for len(bodies) < total {
 		select {
-		case d := <-deliveries:
+		case d, ok := <-deliveries:
+			if !ok {
+				c.t.Fatalf("queue %s: the broker closed the channel after %d of %d messages", name, len(bodies), total)
+			}
 			bodies = append(bodies, string(d.Body))
+			if len(bodies)%1000 == 0 || len(bodies) == total {
+				if err := d.Ack(true); err != nil {
+					c.t.Fatal(err)
+				}
+			}
 		case <-time.After(30 * time.Second):
 			c.t.Fatalf("queue %s: only %d of %d messages arrived", name, len(bodies), total)
 		}
