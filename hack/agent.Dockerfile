@@ -7,4 +7,7 @@
 FROM scratch
 ARG TARGETPLATFORM
 COPY ${TARGETPLATFORM}/workqueue-agent /workqueue-agent
+# Non-root by default (the uid the plugin's init container asks for, pkg/job.AgentUID), so the
+# image also runs where the "restricted" Pod Security Standard is enforced.
+USER 65532:65532
 ENTRYPOINT ["/workqueue-agent"]

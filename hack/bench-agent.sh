@@ -12,11 +12,10 @@
 #   COMMAND="sleep 0.01" hack/bench-agent.sh  any command, split on spaces, no shell
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
-  export PATH="/usr/local/go/bin:$PATH"
-fi
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
 
-hack/rabbitmq.sh start
+hack/rabbitmq.sh start 3
 export WORKQUEUE_TEST_AMQP_URL="${WORKQUEUE_TEST_AMQP_URL:-$(hack/rabbitmq.sh url)}"
 
 bench() { # ITEMS COMMAND

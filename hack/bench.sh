@@ -3,10 +3,9 @@
 # ratios: fill vs amqp-publish, and the agent vs amqp-consume (hack/bench-agent.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
-  export PATH="/usr/local/go/bin:$PATH"
-fi
-hack/rabbitmq.sh start
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
+hack/rabbitmq.sh start 3
 export WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url)"
 go test -run '^$' -bench . -benchtime 1x -timeout 30m ./test/bench/
 hack/bench-agent.sh

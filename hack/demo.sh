@@ -4,9 +4,8 @@
 # It only ever talks to that cluster, through its own kubeconfig: never to the user's clusters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
-  export PATH="/usr/local/go/bin:$PATH"
-fi
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
 namespace=workqueue-demo
 say() { printf '\n\033[1m# %s\033[0m\n' "$*" >&2; }
 

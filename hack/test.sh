@@ -62,4 +62,5 @@ if [ -z "${WORKQUEUE_E2E_KUBECONFIG:-}" ]; then
     echo "no cluster: the end-to-end tests will report themselves skipped (need root on Linux, or WORKQUEUE_E2E_KUBECONFIG)" >&2
   fi
 fi
-go test -count=1 -tags e2e -timeout 45m -v ./test/e2e/
+# Two tests at a time: each has a namespace of its own and spends most of its time waiting for pods.
+go test -count=1 -tags e2e -timeout 45m -parallel 2 -v ./test/e2e/

@@ -42,6 +42,8 @@ readonly APT_PACKAGES=(etcd-server containerd runc containernetworking-plugins i
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=hack/lib.sh
+source "$REPO/hack/lib.sh"
 CACHE=${WORKQUEUE_CACHE_DIR:-$HOME/.cache/kubectl-workqueue}/localcluster/$K8S_VERSION
 STATE=${WORKQUEUE_CLUSTER_DIR:-/var/tmp/wq-cluster}
 BIN=$CACHE/bin
@@ -186,17 +188,6 @@ go_bin() {
 	fi
 }
 
-debian_mirror() {
-	if [[ -n ${WORKQUEUE_DEBIAN_MIRROR:-} ]]; then
-		echo "$WORKQUEUE_DEBIAN_MIRROR"
-		return
-	fi
-	local uri
-	uri=$(grep -hsE '^(URIs:|deb )' /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list \
-		/etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
-		grep -oE 'https?://[^ ]+/debian/?( |$)' | head -n1 | tr -d ' ') || true
-	echo "${uri:-http://deb.debian.org/debian}"
-}
 
 # ---------------------------------------------------------------- building (cached)
 
@@ -338,11 +329,16 @@ build_images() {
 	printf 'NODENAME=rabbit@localhost\n' | write_if_changed "$conf4/rabbitmq-env.conf"
 	printf '#!/bin/sh\n# Foreground RabbitMQ, logging to stdout.\nexec /usr/lib/rabbitmq/bin/rabbitmq-server "$@"\n' |
 		write_if_changed "$conf4/rabbitmq-entrypoint"
+	# User rabbitmq is 999:999 here, as in the official image, whose uid `broker install` runs
+	# the broker as; Debian's rabbitmqctl runs only as root or as that user.
+	sed -E 's/^rabbitmq:x:[0-9]+:[0-9]+:/rabbitmq:x:999:999:/' "$rmq4/etc/passwd" | write_if_changed "$conf4/passwd"
+	sed -E 's/^rabbitmq:x:[0-9]+:/rabbitmq:x:999:/' "$rmq4/etc/group" | write_if_changed "$conf4/group"
 	make_image "$IMAGES/rabbitmq4.tar" -tag "$IMG_RABBITMQ4" -rootfs "$rmq4" \
+		-file "$conf4/passwd:/etc/passwd:0644" -file "$conf4/group:/etc/group:0644" \
 		-file "$conf4/rabbitmq.conf:/etc/rabbitmq/rabbitmq.conf:0644" \
 		-file "$conf4/rabbitmq-env.conf:/etc/rabbitmq/rabbitmq-env.conf:0644" \
 		-file "$conf4/rabbitmq-entrypoint:/usr/local/bin/rabbitmq-entrypoint:0755" \
-		-entrypoint '["/usr/local/bin/rabbitmq-entrypoint"]' -user "$(image_user "$rmq4" rabbitmq)" \
+		-entrypoint '["/usr/local/bin/rabbitmq-entrypoint"]' -user 999:999 \
 		-env HOME=/var/lib/rabbitmq -env RABBITMQ_LOGS=- -env RABBITMQ_SASL_LOGS=- -env LANG=C.UTF-8
 
 	# shellcheck disable=SC2016 # the container's shell expands $BROKER_URL and $QUEUE
@@ -420,7 +416,7 @@ load_agent() {
 	(cd "$REPO" && CGO_ENABLED=0 "$go" build -trimpath -buildvcs=false -o "$IMAGES/agent/workqueue-agent" ./cmd/workqueue-agent) ||
 		die "building ./cmd/workqueue-agent failed"
 	"$BIN/mkimage" -out "$IMAGES/agent.tar" -tag "$IMG_AGENT" \
-		-file "$IMAGES/agent/workqueue-agent:/workqueue-agent" -entrypoint '["/workqueue-agent"]' ||
+		-file "$IMAGES/agent/workqueue-agent:/workqueue-agent" -entrypoint '["/workqueue-agent"]' -user 65532:65532 ||
 		die "building the agent image failed"
 	if [[ -S $CTRD_SOCK ]] && component_running containerd; then
 		import_image "$IMAGES/agent.tar"

@@ -186,7 +186,16 @@ func podSpec(s Spec, withAgent bool) *corev1ac.PodSpecApplyConfiguration {
 		worker.WithImagePullPolicy(s.ImagePullPolicy)
 	}
 
-	pod := corev1ac.PodSpec().WithRestartPolicy(corev1.RestartPolicyNever)
+	worker.WithSecurityContext(restrictedContainer())
+	podSecurity := corev1ac.PodSecurityContext().
+		WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))
+	if s.RunAsUser != nil {
+		podSecurity.WithRunAsUser(*s.RunAsUser)
+	}
+	if s.RunAsUser != nil || s.RunAsNonRoot {
+		podSecurity.WithRunAsNonRoot(true)
+	}
+	pod := corev1ac.PodSpec().WithRestartPolicy(corev1.RestartPolicyNever).WithSecurityContext(podSecurity)
 	if s.ServiceAccount != "" {
 		pod.WithServiceAccountName(s.ServiceAccount)
 	}
@@ -199,7 +208,14 @@ func podSpec(s Spec, withAgent bool) *corev1ac.PodSpecApplyConfiguration {
 		WithName(InitContainerName).
 		WithImage(s.AgentImage).
 		WithCommand(agentPathInImage, "copy-self", AgentPath).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName(AgentVolumeName).WithMountPath(AgentMountPath))
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(AgentVolumeName).WithMountPath(AgentMountPath)).
+		// It only copies one file into the volume: it needs no root, no capability and no
+		// writable root filesystem, whatever the namespace allows.
+		WithSecurityContext(restrictedContainer().
+			WithRunAsUser(AgentUID).
+			WithRunAsGroup(AgentUID).
+			WithRunAsNonRoot(true).
+			WithReadOnlyRootFilesystem(true))
 	// The same resources as the worker: a namespace whose quota demands limits on every container
 	// then admits the pod, and the pod's effective request does not grow (init containers run
 	// before the worker, so the scheduler takes the larger of the two, not the sum).
@@ -220,6 +236,18 @@ func podSpec(s Spec, withAgent bool) *corev1ac.PodSpecApplyConfiguration {
 		WithVolumes(corev1ac.Volume().WithName(AgentVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource())).
 		WithInitContainers(install).
 		WithContainers(worker)
+}
+
+// AgentUID is the non-root user the agent's init container runs as (the agent image's own).
+const AgentUID int64 = 65532
+
+// restrictedContainer is what the "restricted" Pod Security Standard asks of every container and
+// that takes nothing from a worker: no privilege escalation, no added capabilities. A root process
+// keeps its uid (run-as-user changes that) but not the capabilities beyond it.
+func restrictedContainer() *corev1ac.SecurityContextApplyConfiguration {
+	return corev1ac.SecurityContext().
+		WithAllowPrivilegeEscalation(false).
+		WithCapabilities(corev1ac.Capabilities().WithDrop("ALL"))
 }
 
 func agentCommand(s Spec) []string {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -173,6 +174,7 @@ func TestValidateErrors(t *testing.T) {
 		{"negative parallelism", func(s *Spec) { s.Parallelism = -2 }, "set --parallelism to 1 or more"},
 		{"negative attempts", func(s *Spec) { s.MaxAttempts = -1 }, "delivery attempts per item is -1"},
 		{"negative item timeout", func(s *Spec) { s.ItemTimeout = -time.Second }, "item timeout is -1s"},
+		{"root as run-as-user", func(s *Spec) { s.RunAsUser = ptrTo[int64](0) }, "give a non-root uid (1 or more) with --run-as-user"},
 		{"negative deadline", func(s *Spec) { s.ActiveDeadline = -time.Minute }, "job deadline is -1m0s"},
 		{"negative ttl", func(s *Spec) { s.TTLAfterFinished = ptrTo[int32](-5) }, "finished Job is -5s"},
 		{"reserved BROKER_URL", func(s *Spec) { s.Env = []corev1.EnvVar{{Name: "BROKER_URL", Value: "x"}} }, "--env BROKER_URL is set by kubectl-workqueue"},
@@ -567,4 +569,39 @@ func mustBuild(t *testing.T, s Spec) *batchv1ac.JobApplyConfiguration {
 		t.Fatalf("Build: %v", err)
 	}
 	return job
+}
+
+// The worker runs as the image's user unless told otherwise; run-as-user and run-as-non-root
+// are what a namespace enforcing "restricted" needs on top of the defaults every pod gets.
+func TestRunAsUserAndNonRoot(t *testing.T) {
+	cases := []struct {
+		name       string
+		runAsUser  *int64
+		nonRoot    bool
+		wantUser   *int64
+		wantNoRoot *bool
+	}{
+		{"image's user", nil, false, nil, nil},
+		{"non-root only", nil, true, nil, ptrTo(true)},
+		{"a uid", ptrTo[int64](1000), false, ptrTo[int64](1000), ptrTo(true)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := validSpec()
+			s.RunAsUser, s.RunAsNonRoot = tc.runAsUser, tc.nonRoot
+			pod := mustBuild(t, s).Spec.Template.Spec
+			sc := pod.SecurityContext
+			if sc == nil || sc.SeccompProfile == nil || *sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Fatalf("pod security context %+v lacks seccomp RuntimeDefault", sc)
+			}
+			if !reflect.DeepEqual(sc.RunAsUser, tc.wantUser) || !reflect.DeepEqual(sc.RunAsNonRoot, tc.wantNoRoot) {
+				t.Errorf("runAsUser %v runAsNonRoot %v, want %v %v", sc.RunAsUser, sc.RunAsNonRoot, tc.wantUser, tc.wantNoRoot)
+			}
+			for _, c := range pod.Containers {
+				if c.SecurityContext == nil || *c.SecurityContext.AllowPrivilegeEscalation || c.SecurityContext.Capabilities.Drop[0] != "ALL" {
+					t.Errorf("container %s: %+v", *c.Name, c.SecurityContext)
+				}
+			}
+		})
+	}
 }

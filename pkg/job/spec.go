@@ -65,8 +65,13 @@ type Spec struct {
 	Env              []corev1.EnvVar
 	Requests, Limits corev1.ResourceList
 	ServiceAccount   string
-	ImagePullPolicy  corev1.PullPolicy // "" leaves the cluster's default
-	AgentImage       string            // the image holding /workqueue-agent; required with Command
+	// RunAsUser runs the worker as this uid (and as non-root); nil keeps the image's user.
+	RunAsUser *int64
+	// RunAsNonRoot makes the kubelet refuse to start a worker whose image runs as root, as the
+	// "restricted" Pod Security Standard demands; RunAsUser implies it.
+	RunAsNonRoot    bool
+	ImagePullPolicy corev1.PullPolicy // "" leaves the cluster's default
+	AgentImage      string            // the image holding /workqueue-agent; required with Command
 	// BrokerSecret is where BROKER_URL comes from; the URL itself never appears in the Job.
 	BrokerSecret corev1.SecretKeySelector
 	Labels       map[string]string // extra labels for the Job and its pods
@@ -174,6 +179,9 @@ func (s Spec) Validate() error {
 	problems = append(problems, validateResources(d.Requests, d.Limits)...)
 	problems = append(problems, validateLabels(d.Labels)...)
 
+	if d.RunAsUser != nil && *d.RunAsUser < 1 {
+		add("run-as-user is %d: give a non-root uid (1 or more) with --run-as-user", *d.RunAsUser)
+	}
 	if d.ServiceAccount != "" {
 		if errs := content.IsDNS1123Subdomain(d.ServiceAccount); len(errs) > 0 {
 			add("service account %q is not a valid name (%s): check --service-account", d.ServiceAccount, strings.Join(errs, "; "))

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -47,6 +48,7 @@ type BrokerInstallOptions struct {
 	StorageSize     string
 	StorageClass    string
 	Ephemeral       bool
+	NetworkPolicy   bool
 	Requests        string
 	Limits          string
 	Wait            bool
@@ -114,6 +116,7 @@ func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter
 	f.StringVar(&o.StorageSize, "storage-size", o.StorageSize, "The size of the data volume")
 	f.StringVar(&o.StorageClass, "storage-class", "", "The data volume's StorageClass (default: the cluster's default class)")
 	f.BoolVar(&o.Ephemeral, "ephemeral", false, "Keep the data in an emptyDir: queues are lost when the pod is")
+	f.BoolVar(&o.NetworkPolicy, "network-policy", false, "Also create NetworkPolicy NAME-amqp, which admits AMQP from the pods of run's Jobs (for a namespace that denies ingress by default)")
 	f.StringVar(&o.Requests, "requests", o.Requests, "Resource requests of the broker")
 	f.StringVar(&o.Limits, "limits", o.Limits, "Resource limits of the broker; RabbitMQ is told 80% of the memory limit is its to use")
 	f.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the broker accepts the credentials")
@@ -158,6 +161,7 @@ func (o *BrokerInstallOptions) Complete(cmd *cobra.Command) error {
 		StorageClass:    o.StorageClass,
 		Requests:        requests,
 		Limits:          limits,
+		NetworkPolicy:   o.NetworkPolicy,
 	}.WithDefaults()
 	return nil
 }
@@ -194,6 +198,11 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 		if err := o.printer.PrintObj(typed(objects.Service, &corev1.Service{}, corev1.SchemeGroupVersion.WithKind("Service")), o.Out); err != nil {
 			return err
 		}
+		if objects.NetworkPolicy != nil {
+			if err := o.printer.PrintObj(typed(objects.NetworkPolicy, &networkingv1.NetworkPolicy{}, networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")), o.Out); err != nil {
+				return err
+			}
+		}
 		return o.printer.PrintObj(typed(objects.StatefulSet, &appsv1.StatefulSet{}, appsv1.SchemeGroupVersion.WithKind("StatefulSet")), o.Out)
 	}
 	client, err := o.getter.KubernetesClientSet()
@@ -217,7 +226,11 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(o.Out, "secret/%s exists: the broker uses its credentials\n", o.spec.Secret)
 	}
-	fmt.Fprintf(o.Out, "service/%s applied\nstatefulset.apps/%s applied\n", o.spec.Service, o.spec.Name)
+	fmt.Fprintf(o.Out, "service/%s applied\n", o.spec.Service)
+	if o.spec.NetworkPolicy {
+		fmt.Fprintf(o.Out, "networkpolicy.networking.k8s.io/%s applied\n", rabbitmq.NetworkPolicyName(o.spec.Name))
+	}
+	fmt.Fprintf(o.Out, "statefulset.apps/%s applied\n", o.spec.Name)
 	if !o.Wait {
 		fmt.Fprintf(o.ErrOut, "follow it with: kubectl rollout status statefulset/%s -n %s\n", o.spec.Name, o.spec.Namespace)
 		return nil
@@ -238,6 +251,15 @@ func (o *BrokerInstallOptions) serverDryRun(ctx context.Context, client kubernet
 	if err := o.printer.PrintObj(service, o.Out); err != nil {
 		return err
 	}
+	if objects.NetworkPolicy != nil {
+		policy, err := client.NetworkingV1().NetworkPolicies(o.spec.Namespace).Apply(ctx, objects.NetworkPolicy, options)
+		if err != nil {
+			return fmt.Errorf("the API server rejected the NetworkPolicy: %w", err)
+		}
+		if err := o.printer.PrintObj(policy, o.Out); err != nil {
+			return err
+		}
+	}
 	return o.printer.PrintObj(set, o.Out)
 }
 
@@ -249,8 +271,11 @@ func (o *BrokerInstallOptions) waitUntilServing(ctx context.Context, client kube
 	pod := o.spec.Name + "-0"
 	fmt.Fprintf(o.ErrOut, "waiting for pod %s to be ready...\n", pod)
 	lastProblem := ""
+	// Refusals older than this install were of an earlier one; a few seconds spare the API
+	// server's clock running behind ours.
+	since := time.Now().Add(-5 * time.Second)
 	for {
-		status, err := rabbitmq.CheckStatus(ctx, client, o.spec)
+		status, err := rabbitmq.CheckStatus(ctx, client, o.spec, since)
 		if err != nil {
 			return err
 		}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 )
@@ -75,13 +78,12 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 		return err
 	}
 	deleted := 0
-	policy := metav1.DeletePropagationForeground
-	switch err := client.BatchV1().Jobs(o.namespace).Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &policy}); {
-	case err == nil:
+	switch found, err := deleteJobAndWait(ctx, client, o.namespace, o.Name); {
+	case err != nil:
+		return err
+	case found:
 		deleted++
 		fmt.Fprintf(o.Out, "job.batch/%s deleted\n", o.Name)
-	case !apierrors.IsNotFound(err):
-		return fmt.Errorf("delete Job %s: %w", o.Name, err)
 	}
 	// The Job owns it, but it may outlive a Job that was never created. A Secret of that name
 	// that run did not make for this Job is someone else's.
@@ -109,4 +111,26 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("nothing to delete: no Job %s and no queue %s in namespace %s", o.Name, o.Queue, o.namespace)
 	}
 	return nil
+}
+
+// deleteJobAndWait deletes a Job with its pods and returns once it is gone, as kubectl delete
+// does: a run of the same name right after must not find it still there. It says whether there
+// was a Job to delete.
+func deleteJobAndWait(ctx context.Context, client kubernetes.Interface, namespace, name string) (bool, error) {
+	jobs := client.BatchV1().Jobs(namespace)
+	policy := metav1.DeletePropagationForeground
+	switch err := jobs.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy}); {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("delete Job %s: %w", name, err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := jobs.Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		return true, fmt.Errorf("Job %s is still being deleted (its pods are stopping): %w", name, err)
+	}
+	return true, nil
 }

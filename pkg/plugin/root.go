@@ -48,8 +48,12 @@ func (g configFlagsGetter) KubernetesClientSet() (kubernetes.Interface, error) {
 func NewRootCommand(streams genericiooptions.IOStreams, version string) *cobra.Command {
 	configFlags := genericclioptions.NewConfigFlags(true)
 	userAgent := fmt.Sprintf("kubectl-workqueue/%s (%s/%s)", version, runtime.GOOS, runtime.GOARCH)
+	// The API server's warnings (a Pod Security level the Job's pods would violate, a deprecated
+	// field) as kubectl prints them: "Warning: ..." on stderr, each once, whichever client saw it.
+	warnings := rest.NewWarningWriter(streams.ErrOut, rest.WarningWriterOptions{Deduplicate: true})
 	configFlags.WrapConfigFn = func(c *rest.Config) *rest.Config {
 		c.UserAgent = userAgent
+		c.WarningHandler = warnings
 		return c
 	}
 	return newRootCommand(streams, version, configFlagsGetter{configFlags}, configFlags)

@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -69,6 +68,7 @@ type RunOptions struct {
 	Requests        string
 	Limits          string
 	ServiceAccount  string
+	RunAsUser       int64
 	ImagePullPolicy string
 	Timeout         time.Duration
 	ItemTimeout     time.Duration
@@ -129,6 +129,7 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 	f.StringVar(&o.Requests, "requests", "", "Resource requests of the worker, e.g. cpu=100m,memory=256Mi")
 	f.StringVar(&o.Limits, "limits", "", "Resource limits of the worker, e.g. cpu=1,memory=1Gi")
 	f.StringVar(&o.ServiceAccount, "service-account", "", "The pods' service account")
+	f.Int64Var(&o.RunAsUser, "run-as-user", 0, "Run the worker as this non-root uid (for an image whose user is root, where the namespace enforces the restricted Pod Security Standard)")
 	f.StringVar(&o.ImagePullPolicy, "image-pull-policy", "", "Always, IfNotPresent or Never (default: the cluster's)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "Fail the Job when it runs longer than this (activeDeadlineSeconds), e.g. 2h")
 	f.DurationVar(&o.ItemTimeout, "item-timeout", 0, "Stop the command and retry the item when one item takes longer than this (needs a COMMAND)")
@@ -181,6 +182,10 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	var runAsUser *int64
+	if cmd.Flags().Changed("run-as-user") {
+		runAsUser = &o.RunAsUser
+	}
 	o.spec = job.Spec{
 		Name:            o.Name,
 		Namespace:       o.namespace,
@@ -197,6 +202,7 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 		Limits:          limits,
 		ServiceAccount:  o.ServiceAccount,
 		ImagePullPolicy: corev1.PullPolicy(o.ImagePullPolicy),
+		RunAsUser:       runAsUser,
 		BrokerSecret:    corev1.SecretKeySelector{Key: brokerSecretKey},
 	}
 	if o.spec.Name == "" {
@@ -284,6 +290,13 @@ func (o *RunOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("Job %s already exists and has finished: pass --replace to run it again", o.spec.Name)
 	}
 
+	if o.spec.RunAsUser == nil && o.DryRun != "client" && enforcesRestricted(ctx, client, o.namespace) {
+		// Admission would refuse every pod that may run as root; asking for non-root instead
+		// admits them, and an image whose user is root is then named by the kubelet.
+		o.spec.RunAsNonRoot = true
+		fmt.Fprintf(o.ErrOut, "namespace %s enforces the restricted Pod Security Standard: the worker runs as non-root (an image whose user is root needs --run-as-user UID)\n", o.namespace)
+	}
+
 	state := queueState{ready: -1, failedBefore: -1}
 	needBroker := o.DryRun != "client" || (o.spec.Mode == job.ModeOne && o.Completions < 0)
 	if needBroker {
@@ -321,8 +334,8 @@ func (o *RunOptions) Run(ctx context.Context) error {
 	}
 
 	if existing != nil {
-		if err := o.deleteJob(ctx, client, existing.Name); err != nil {
-			return err
+		if _, err := deleteJobAndWait(ctx, client, o.namespace, existing.Name); err != nil {
+			return fmt.Errorf("replace the finished Job: %w", err)
 		}
 	}
 	created, err := o.apply(ctx, client, applyConfig)
@@ -431,22 +444,6 @@ func (o *RunOptions) podBrokerURL(ctx context.Context, client kubernetes.Interfa
 	return queue.BuildURL(username, password, address), nil
 }
 
-func (o *RunOptions) deleteJob(ctx context.Context, client kubernetes.Interface, name string) error {
-	jobs := client.BatchV1().Jobs(o.namespace)
-	policy := metav1.DeletePropagationForeground
-	if err := jobs.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete the finished Job %s: %w", name, err)
-	}
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := jobs.Get(ctx, name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		return fmt.Errorf("the finished Job %s is still being deleted: %w", name, err)
-	}
-	return nil
-}
-
 func jobFinished(j *batchv1.Job) bool {
 	for _, c := range j.Status.Conditions {
 		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
@@ -507,4 +504,12 @@ func queueCommand(verb, queueName, jobName string, flags ...string) string {
 		parts = append(parts, "--name", jobName)
 	}
 	return strings.Join(append(parts, flags...), " ")
+}
+
+// enforcesRestricted tells whether the namespace's Pod Security admission enforces the
+// "restricted" level. A caller who may not read the namespace learns nothing here; admission
+// still reports what it refuses, as a FailedCreate that run reports.
+func enforcesRestricted(ctx context.Context, client kubernetes.Interface, namespace string) bool {
+	ns, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	return err == nil && ns.Labels["pod-security.kubernetes.io/enforce"] == "restricted"
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // fatalReasons are container waiting reasons that no amount of waiting fixes. A missing Secret
@@ -37,7 +39,35 @@ func Problem(pod *corev1.Pod) (problem string, fatal bool) {
 		if w.Message != "" {
 			problem += ": " + w.Message
 		}
+		if w.Reason == "CreateContainerConfigError" && strings.Contains(w.Message, "image will run as root") {
+			// The pod must run as non-root (the namespace enforces "restricted") and the image's
+			// user is root: that stays so until the user is changed.
+			return problem + "; give the pods a non-root user with --run-as-user UID", true
+		}
 		return problem, slices.Contains(fatalReasons, w.Reason)
 	}
 	return "", false
+}
+
+// FailedCreateSelector selects the events in which a controller (kind Job or StatefulSet) says
+// that the API server refused to create one of its pods.
+func FailedCreateSelector(kind, name string) string {
+	return fields.Set{"involvedObject.kind": kind, "involvedObject.name": name, "reason": "FailedCreate"}.String()
+}
+
+// Refused returns the API server's reason for refusing a pod of the controller with the given
+// UID, from one of its FailedCreate events (Pod Security, a quota, a LimitRange), or "" for any
+// other event. Events of an earlier object of the same name carry another UID.
+func Refused(ev *corev1.Event, controller types.UID) string {
+	if ev.Reason != "FailedCreate" || ev.InvolvedObject.UID != controller {
+		return ""
+	}
+	// The Job controller writes "Error creating: REASON", the StatefulSet controller "create Pod
+	// NAME in StatefulSet NAME failed error: REASON": keep the API server's REASON.
+	message := strings.TrimPrefix(ev.Message, "Error creating: ")
+	if _, reason, found := strings.Cut(message, " failed error: "); found {
+		message = reason
+	}
+	message = strings.TrimSpace(message)
+	return fmt.Sprintf("%s %s cannot create its pods: %s", strings.ToLower(ev.InvolvedObject.Kind), ev.InvolvedObject.Name, message)
 }

@@ -10,12 +10,14 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 )
@@ -39,9 +41,10 @@ const (
 	amqpPortName  = "amqp"
 	dataVolume    = "data"
 	dataPath      = "/var/lib/rabbitmq"
-	// rabbitmqGroup owns the rabbitmq user in the official image. A claimed volume is made
-	// writable for it, since the broker does not run as root.
-	rabbitmqGroup int64 = 999
+	// rabbitmqUser is the rabbitmq user's uid and gid in the official image. The broker runs as
+	// it rather than as root (the image's default, whose entrypoint then switches user), as the
+	// "restricted" Pod Security Standard demands, and a claimed volume is made writable for it.
+	rabbitmqUser int64 = 999
 	// memoryShare of the container's memory limit is what RabbitMQ is told it has. It cannot
 	// read cgroup limits reliably, and sized from the node's memory its memory alarm would fire
 	// only after the container was OOM-killed. RabbitMQ's own cluster operator uses 80%.
@@ -68,6 +71,9 @@ type Spec struct {
 	StorageClass string
 	Requests     corev1.ResourceList
 	Limits       corev1.ResourceList
+	// NetworkPolicy admits AMQP to the broker from the plugin's pods, for a namespace whose
+	// NetworkPolicies deny ingress by default.
+	NetworkPolicy bool
 }
 
 // WithDefaults fills in the names and image left empty.
@@ -123,6 +129,27 @@ func (s Spec) Validate() error {
 type Objects struct {
 	Service     *corev1ac.ServiceApplyConfiguration
 	StatefulSet *appsv1ac.StatefulSetApplyConfiguration
+	// NetworkPolicy is nil unless the Spec asks for it.
+	NetworkPolicy *networkingv1ac.NetworkPolicyApplyConfiguration
+}
+
+// NetworkPolicyName is the broker's NetworkPolicy.
+func NetworkPolicyName(name string) string { return name + "-amqp" }
+
+// networkPolicy admits AMQP to the broker's pods from the pods of run's Jobs, which all carry the
+// plugin's managed-by label; a port-forward reaches the pod inside it and needs no rule.
+func networkPolicy(s Spec) *networkingv1ac.NetworkPolicyApplyConfiguration {
+	return networkingv1ac.NetworkPolicy(NetworkPolicyName(s.Name), s.Namespace).
+		WithLabels(Labels(s.Name)).
+		WithSpec(networkingv1ac.NetworkPolicySpec().
+			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(selector(s.Name))).
+			WithPolicyTypes(networkingv1.PolicyTypeIngress).
+			WithIngress(networkingv1ac.NetworkPolicyIngressRule().
+				WithFrom(networkingv1ac.NetworkPolicyPeer().
+					WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{job.LabelManagedBy: job.ManagedBy}))).
+				WithPorts(networkingv1ac.NetworkPolicyPort().
+					WithProtocol(corev1.ProtocolTCP).
+					WithPort(intstr.FromString(amqpPortName)))))
 }
 
 // Labels returns the labels of the broker's objects and pods.
@@ -171,7 +198,10 @@ func Build(s Spec) (Objects, error) {
 			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString(amqpPortName))).
 			WithInitialDelaySeconds(5).
 			WithPeriodSeconds(5)).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolume).WithMountPath(dataPath))
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolume).WithMountPath(dataPath)).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithAllowPrivilegeEscalation(false).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")))
 	if s.ImagePullPolicy != "" {
 		container.WithImagePullPolicy(s.ImagePullPolicy)
 	}
@@ -188,6 +218,12 @@ func Build(s Spec) (Objects, error) {
 
 	pod := corev1ac.PodSpec().
 		WithContainers(container).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsUser(rabbitmqUser).
+			WithRunAsGroup(rabbitmqUser).
+			WithRunAsNonRoot(true).
+			WithFSGroup(rabbitmqUser).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		// Time for the broker to write its queues' state before it is killed.
 		WithTerminationGracePeriodSeconds(60)
 	statefulSet := appsv1ac.StatefulSetSpec().
@@ -197,7 +233,6 @@ func Build(s Spec) (Objects, error) {
 	if s.StorageSize.IsZero() {
 		pod.WithVolumes(corev1ac.Volume().WithName(dataVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()))
 	} else {
-		pod.WithSecurityContext(corev1ac.PodSecurityContext().WithFSGroup(rabbitmqGroup))
 		claim := corev1ac.PersistentVolumeClaimSpec().
 			WithAccessModes(corev1.ReadWriteOnce).
 			WithResources(corev1ac.VolumeResourceRequirements().
@@ -211,10 +246,14 @@ func Build(s Spec) (Objects, error) {
 	}
 	statefulSet.WithTemplate(corev1ac.PodTemplateSpec().WithLabels(labels).WithSpec(pod))
 
-	return Objects{
+	objects := Objects{
 		Service:     service,
 		StatefulSet: appsv1ac.StatefulSet(s.Name, s.Namespace).WithLabels(labels).WithSpec(statefulSet),
-	}, nil
+	}
+	if s.NetworkPolicy {
+		objects.NetworkPolicy = networkPolicy(s)
+	}
+	return objects, nil
 }
 
 // env gives RabbitMQ its first user from the Secret (RabbitMQ 3.9 and later read these

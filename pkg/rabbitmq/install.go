@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,6 +99,13 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 	if _, err := services.Apply(ctx, objects.Service, options); err != nil {
 		undo()
 		return InstallResult{}, fmt.Errorf("create Service %s: %w", s.Service, err)
+	}
+	if objects.NetworkPolicy != nil {
+		// Before the broker: its pods must be reachable from the first moment they serve.
+		if _, err := client.NetworkingV1().NetworkPolicies(s.Namespace).Apply(ctx, objects.NetworkPolicy, options); err != nil {
+			undo()
+			return InstallResult{}, fmt.Errorf("create NetworkPolicy %s: %w", NetworkPolicyName(s.Name), err)
+		}
 	}
 	if _, err := statefulSets.Apply(ctx, objects.StatefulSet, options); err != nil {
 		undo()
@@ -229,8 +238,9 @@ type Status struct {
 
 // CheckStatus looks at the StatefulSet and its pod once. A pod that is not ready and still runs
 // an earlier spec is deleted: a StatefulSet never replaces such a pod by itself, so an install
-// that fixes a bad image would otherwise wait for the broken pod forever.
-func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec) (Status, error) {
+// that fixes a bad image would otherwise wait for the broken pod forever. A pod that the API
+// server refused to create (Pod Security, a quota, a LimitRange) since the time given is fatal.
+func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec, since time.Time) (Status, error) {
 	set, err := client.AppsV1().StatefulSets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
 	if err != nil {
 		return Status{}, fmt.Errorf("read StatefulSet %s: %w", s.Name, err)
@@ -244,7 +254,8 @@ func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec) (Stat
 	pods := client.CoreV1().Pods(s.Namespace)
 	pod, err := pods.Get(ctx, s.Name+"-0", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return Status{}, nil
+		refused := refusedSince(ctx, client, set, since)
+		return Status{Problem: refused, Fatal: refused != ""}, nil
 	}
 	if err != nil {
 		return Status{}, fmt.Errorf("read pod %s-0: %w", s.Name, err)
@@ -261,6 +272,25 @@ func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec) (Stat
 		problem += "; --storage-class picks another class, --ephemeral needs none"
 	}
 	return Status{Problem: problem, Fatal: fatal}, nil
+}
+
+// refusedSince returns the latest reason the API server gave for refusing the StatefulSet's pod
+// since the time given, or "". Who may not read events learns nothing here.
+func refusedSince(ctx context.Context, client kubernetes.Interface, set *appsv1.StatefulSet, since time.Time) string {
+	events, err := client.CoreV1().Events(set.Namespace).List(ctx, metav1.ListOptions{FieldSelector: podstatus.FailedCreateSelector("StatefulSet", set.Name)})
+	if err != nil {
+		return ""
+	}
+	refused, latest := "", since
+	for i := range events.Items {
+		ev := &events.Items[i]
+		if at := ev.LastTimestamp.Time; !at.Before(latest) {
+			if problem := podstatus.Refused(ev, set.UID); problem != "" {
+				refused, latest = problem, at
+			}
+		}
+	}
+	return refused
 }
 
 // stale tells a pod of an earlier revision of the StatefulSet that is not ready.
@@ -311,6 +341,9 @@ func Uninstall(ctx context.Context, client kubernetes.Interface, s Spec, deleteD
 		return result, err
 	}
 	if err := deleteIfOurs[*corev1.Service](ctx, core.Services(s.Namespace), "service", s.Service, s.Name, &result); err != nil {
+		return result, err
+	}
+	if err := deleteIfOurs[*networkingv1.NetworkPolicy](ctx, client.NetworkingV1().NetworkPolicies(s.Namespace), "networkpolicy.networking.k8s.io", NetworkPolicyName(s.Name), s.Name, &result); err != nil {
 		return result, err
 	}
 	if keepData {

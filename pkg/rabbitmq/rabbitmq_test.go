@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
@@ -37,6 +39,7 @@ func goldenSpecs() map[string]Spec {
 			Service:         "queues",
 			Image:           "localhost/rabbitmq:3.10.8",
 			ImagePullPolicy: corev1.PullNever,
+			NetworkPolicy:   true,
 		}.WithDefaults(),
 		"storage-class": Spec{
 			Namespace:    "batch",
@@ -54,7 +57,11 @@ func TestBuildGolden(t *testing.T) {
 				t.Fatalf("Build: %v", err)
 			}
 			var got bytes.Buffer
-			for _, object := range []any{objects.Service, objects.StatefulSet} {
+			all := []any{objects.Service, objects.StatefulSet}
+			if objects.NetworkPolicy != nil {
+				all = append(all, objects.NetworkPolicy)
+			}
+			for _, object := range all {
 				data, err := yaml.Marshal(object)
 				if err != nil {
 					t.Fatal(err)
@@ -371,7 +378,7 @@ func TestCheckStatusNamesWhyThePodDoesNotRun(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := CheckStatus(ctx, fake.NewClientset(c.objects...), spec)
+			got, err := CheckStatus(ctx, fake.NewClientset(c.objects...), spec, time.Time{})
 			if err != nil || got != c.want {
 				t.Errorf("got %+v, %v; want %+v", got, err, c.want)
 			}
@@ -380,12 +387,12 @@ func TestCheckStatusNamesWhyThePodDoesNotRun(t *testing.T) {
 
 	ready := set.DeepCopy()
 	ready.Status = appsv1.StatefulSetStatus{ObservedGeneration: 1, ReadyReplicas: 1, UpdatedReplicas: 1, CurrentRevision: "r1", UpdateRevision: "r1"}
-	if got, err := CheckStatus(ctx, fake.NewClientset(ready), spec); err != nil || !got.Ready {
+	if got, err := CheckStatus(ctx, fake.NewClientset(ready), spec, time.Time{}); err != nil || !got.Ready {
 		t.Errorf("ready StatefulSet: %+v, %v", got, err)
 	}
 	rolling := ready.DeepCopy()
 	rolling.Status.UpdateRevision = "r2"
-	if got, _ := CheckStatus(ctx, fake.NewClientset(rolling), spec); got.Ready {
+	if got, _ := CheckStatus(ctx, fake.NewClientset(rolling), spec, time.Time{}); got.Ready {
 		t.Error("a StatefulSet rolling to a new revision counted as ready")
 	}
 }
@@ -515,7 +522,7 @@ func TestCheckStatusReplacesAPodStuckOnAnEarlierSpec(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			client := fake.NewClientset(set, c.pod)
-			status, err := CheckStatus(ctx, client, spec)
+			status, err := CheckStatus(ctx, client, spec, time.Time{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -525,6 +532,42 @@ func TestCheckStatusReplacesAPodStuckOnAnEarlierSpec(t *testing.T) {
 			}
 			if c.replaced && !strings.Contains(status.Problem, "replacing pod rabbitmq-0") {
 				t.Errorf("status %+v", status)
+			}
+		})
+	}
+}
+
+// A pod that the API server refuses never exists; the StatefulSet's FailedCreate events say why.
+// A refusal from before this install (fixed since, say by relabelling the namespace) is no reason.
+func TestCheckStatusReportsARefusedPod(t *testing.T) {
+	ctx := context.Background()
+	spec := Spec{Namespace: "ns"}.WithDefaults()
+	set := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: "ns", UID: "set-1", Generation: 1},
+		Status: appsv1.StatefulSetStatus{ObservedGeneration: 1}}
+	installed := time.Now()
+	refusal := func(name string, uid types.UID, at time.Time) *corev1.Event {
+		return &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: name, Namespace: "ns"},
+			InvolvedObject: corev1.ObjectReference{Kind: "StatefulSet", Name: spec.Name, Namespace: "ns", UID: uid},
+			Reason:         "FailedCreate",
+			Message:        `create Pod rabbitmq-0 in StatefulSet rabbitmq failed error: pods "rabbitmq-0" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=0, limited: pods=0`,
+			LastTimestamp:  metav1.NewTime(at),
+		}
+	}
+	cases := map[string]struct {
+		event *corev1.Event
+		want  Status
+	}{
+		"refused now": {refusal("now", "set-1", installed.Add(time.Second)), Status{Fatal: true,
+			Problem: `statefulset rabbitmq cannot create its pods: pods "rabbitmq-0" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=0, limited: pods=0`}},
+		"refused before this install": {refusal("before", "set-1", installed.Add(-time.Minute)), Status{}},
+		"another StatefulSet's":       {refusal("other", "set-0", installed.Add(time.Second)), Status{}},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := CheckStatus(ctx, fake.NewClientset(set, c.event), spec, installed)
+			if err != nil || got != c.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, c.want)
 			}
 		})
 	}

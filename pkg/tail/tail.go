@@ -73,7 +73,7 @@ type Options struct {
 
 // Follow watches the Job until it is Complete or Failed, or ctx ends.
 func Follow(ctx context.Context, client kubernetes.Interface, namespace, name string, opts Options) (Summary, error) {
-	f := &follower{opts: opts, seen: map[types.UID]bool{}, running: map[types.UID]bool{}, problems: map[types.UID]string{}, done: make(chan struct{}), started: time.Now()}
+	f := &follower{opts: opts, seen: map[types.UID]bool{}, running: map[types.UID]bool{}, problems: map[types.UID]string{}, refusals: map[string]bool{}, done: make(chan struct{}), started: time.Now()}
 
 	jobs := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -94,12 +94,17 @@ func Follow(ctx context.Context, client kubernetes.Interface, namespace, name st
 		UpdateFunc: func(_, obj any) { f.job(obj) },
 		DeleteFunc: func(any) { f.finish(fmt.Errorf("job %s/%s was deleted while being watched", namespace, name)) },
 	})
+	// Pods the API server refuses (Pod Security, a quota, a LimitRange) never show up as pods:
+	// only the Job controller's FailedCreate events tell.
+	refusals := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = podstatus.FailedCreateSelector("Job", name) }))
 	stop := make(chan struct{})
 	// Stopping waits for the handlers, so no callback runs after Follow returns.
 	shutdown := func() {
 		close(stop)
 		pods.Shutdown()
 		jobs.Shutdown()
+		refusals.Shutdown()
 	}
 	pods.Start(stop)
 	if !cache.WaitForCacheSync(ctx.Done(), podInformer.HasSynced) {
@@ -107,6 +112,19 @@ func Follow(ctx context.Context, client kubernetes.Interface, namespace, name st
 		return Summary{}, ctx.Err()
 	}
 	jobs.Start(stop)
+	if !cache.WaitForCacheSync(ctx.Done(), jobInformer.HasSynced) {
+		shutdown()
+		return Summary{}, ctx.Err()
+	}
+	// The events are read once the Job's UID is known. Whoever may not read events does without,
+	// rather than getting a retrying watch's errors.
+	if _, err := client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: podstatus.FailedCreateSelector("Job", name), Limit: 1}); err == nil {
+		refusals.Core().V1().Events().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { f.event(obj) },
+			UpdateFunc: func(_, obj any) { f.event(obj) },
+		})
+		refusals.Start(stop)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -138,6 +156,8 @@ type follower struct {
 	seen     map[types.UID]bool
 	running  map[types.UID]bool
 	problems map[types.UID]string // the last problem reported per pod
+	refusals map[string]bool      // FailedCreate messages reported
+	jobUID   types.UID
 	summary  Summary
 	active   int32
 	started  time.Time
@@ -180,6 +200,7 @@ func (f *follower) job(obj any) {
 	s.Completions = j.Spec.Completions
 	s.Succeeded, s.FailedPods = j.Status.Succeeded, j.Status.Failed
 	f.active = j.Status.Active
+	f.jobUID = j.UID
 	var finished bool
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
@@ -262,6 +283,33 @@ func (f *follower) podProblem(p *corev1.Pod) {
 	f.problems[p.UID] = problem
 	f.mu.Unlock()
 	if !reported && f.opts.OnPodProblem != nil {
+		f.opts.OnPodProblem(problem, fatal)
+	}
+	if fatal {
+		f.finish(&PodsCannotStartError{Problem: problem})
+	}
+}
+
+// event reports a FailedCreate of the Job's. With no pod of the Job running it ends Follow: a
+// Pod Security level or a LimitRange refuses every pod alike, and a quota that admits none leaves
+// the Job waiting with nothing to show for it. With pods running, a quota only slows the Job.
+func (f *follower) event(obj any) {
+	ev, ok := obj.(*corev1.Event)
+	if !ok {
+		return
+	}
+	f.mu.Lock()
+	problem := podstatus.Refused(ev, f.jobUID)
+	reported := problem == "" || f.refusals[problem]
+	if problem != "" {
+		f.refusals[problem] = true
+	}
+	fatal := f.active == 0
+	f.mu.Unlock()
+	if reported {
+		return
+	}
+	if f.opts.OnPodProblem != nil {
 		f.opts.OnPodProblem(problem, fatal)
 	}
 	if fatal {

@@ -186,3 +186,53 @@ func TestFollowReportsPodsThatCannotStart(t *testing.T) {
 		t.Errorf("problems reported: %q", problems)
 	}
 }
+
+func failedCreate(name string, job apitypes.UID, message string) *corev1.Event {
+	return &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: name, Namespace: "ns"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Job", Name: "job1", Namespace: "ns", UID: job},
+		Reason:         "FailedCreate",
+		Message:        message,
+	}
+}
+
+// Pods the API server refuses never exist: the Job controller's FailedCreate events are all
+// that tell. An earlier Job of the same name (another UID) is no reason to stop.
+func TestFollowEndsWhenThePodsAreRefused(t *testing.T) {
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "job1", Namespace: "ns", UID: "job-now"}}
+	client := fake.NewClientset(j, failedCreate("old", "job-before", `Error creating: pods "job1-x" is forbidden: an earlier Job's`))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var mu sync.Mutex
+	var problems []string
+	done := make(chan error)
+	go func() {
+		_, err := Follow(ctx, client, "ns", "job1", Options{OnPodProblem: func(problem string, fatal bool) {
+			mu.Lock()
+			problems = append(problems, problem)
+			mu.Unlock()
+		}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Follow ended on an earlier Job's event: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	refused := `Error creating: pods "job1-abcde" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`
+	if _, err := client.CoreV1().Events("ns").Create(ctx, failedCreate("now", "job-now", refused), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	var cannotStart *PodsCannotStartError
+	want := `job job1 cannot create its pods: pods "job1-abcde" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`
+	if !errors.As(err, &cannotStart) || cannotStart.Problem != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) != 1 || problems[0] != want {
+		t.Errorf("problems reported: %q", problems)
+	}
+}

@@ -94,6 +94,9 @@ func newCluster(t *testing.T) *cluster {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
+	// Each test has a namespace of its own, and most of a test's time is waiting for pods: two at
+	// a time (go test's -parallel, GOMAXPROCS by default) halve the suite on two cores.
+	t.Parallel()
 	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
