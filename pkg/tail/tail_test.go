@@ -3,6 +3,7 @@ package tail
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -150,17 +151,7 @@ func TestFollowReportsPodsThatCannotStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	var mu sync.Mutex
-	var problems []string
-	done := make(chan error)
-	go func() {
-		_, err := Follow(ctx, client, "ns", "job1", Options{OnPodProblem: func(problem string, fatal bool) {
-			mu.Lock()
-			problems = append(problems, problem)
-			mu.Unlock()
-		}})
-		done <- err
-	}()
+	done, reported := followInBackground(ctx, client)
 	time.Sleep(300 * time.Millisecond)
 	// The same problem again is not reported twice.
 	backingOff.Status.Message = "still"
@@ -180,10 +171,28 @@ func TestFollowReportsPodsThatCannotStart(t *testing.T) {
 	if !errors.As(err, &cannotStart) || !strings.Contains(cannotStart.Problem, "job1-b") || !strings.Contains(cannotStart.Problem, "ErrImageNeverPull") {
 		t.Fatalf("got %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) != 2 || !strings.Contains(problems[0], "job1-a: container install-agent: ImagePullBackOff") {
+	if problems := reported(); len(problems) != 2 || !strings.Contains(problems[0], "job1-a: container install-agent: ImagePullBackOff") {
 		t.Errorf("problems reported: %q", problems)
+	}
+}
+
+// followInBackground runs Follow on job1 and returns its end and the problems it reported so far.
+func followInBackground(ctx context.Context, client *fake.Clientset) (<-chan error, func() []string) {
+	var mu sync.Mutex
+	var problems []string
+	done := make(chan error)
+	go func() {
+		_, err := Follow(ctx, client, "ns", "job1", Options{OnPodProblem: func(problem string, fatal bool) {
+			mu.Lock()
+			problems = append(problems, problem)
+			mu.Unlock()
+		}})
+		done <- err
+	}()
+	return done, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(problems)
 	}
 }
 
@@ -204,17 +213,7 @@ func TestFollowEndsWhenThePodsAreRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	var mu sync.Mutex
-	var problems []string
-	done := make(chan error)
-	go func() {
-		_, err := Follow(ctx, client, "ns", "job1", Options{OnPodProblem: func(problem string, fatal bool) {
-			mu.Lock()
-			problems = append(problems, problem)
-			mu.Unlock()
-		}})
-		done <- err
-	}()
+	done, reported := followInBackground(ctx, client)
 	select {
 	case err := <-done:
 		t.Fatalf("Follow ended on an earlier Job's event: %v", err)
@@ -230,9 +229,7 @@ func TestFollowEndsWhenThePodsAreRefused(t *testing.T) {
 	if !errors.As(err, &cannotStart) || cannotStart.Problem != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) != 1 || problems[0] != want {
+	if problems := reported(); len(problems) != 1 || problems[0] != want {
 		t.Errorf("problems reported: %q", problems)
 	}
 }
