@@ -87,6 +87,10 @@ func (r *Reader) Next() (Item, error) {
 		if err != nil && err != io.EOF {
 			return item, fmt.Errorf("%s: %w", item.Where(), err)
 		}
+		if r.format != NULs && bytes.IndexByte(body, 0) >= 0 {
+			// `find -print0 | kubectl workqueue fill` would otherwise be one item holding every name.
+			return item, fmt.Errorf("%s: the input contains NUL bytes, as find -print0 and xargs -0 use between names: pass --null to make each NUL-terminated record an item", item.Where())
+		}
 		if len(body) == 0 || (r.format == JSONLines && len(bytes.TrimSpace(body)) == 0) {
 			r.Skipped++
 			continue

@@ -119,3 +119,14 @@ func TestReadErrorIsReported(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// `find -print0 | kubectl workqueue fill q` without --null would be one item holding every name.
+func TestNULBytesInLinesAskForNull(t *testing.T) {
+	for _, format := range []Format{Lines, JSONLines} {
+		r := NewReader(format, 1<<20, Named{Name: "stdin", Reader: strings.NewReader("./a.txt\x00./b.txt\x00")})
+		_, err := readAll(t, r)
+		if err == nil || !strings.Contains(err.Error(), "stdin:1: the input contains NUL bytes") || !strings.Contains(err.Error(), "pass --null") {
+			t.Errorf("format %d: got %v", format, err)
+		}
+	}
+}

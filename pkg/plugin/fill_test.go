@@ -104,6 +104,8 @@ func TestFillBadInputPublishesNothing(t *testing.T) {
 	os.WriteFile(big, []byte("small\n"+strings.Repeat("x", 2000)+"\n"), 0o600)
 	empty := filepath.Join(dir, "empty.txt")
 	os.WriteFile(empty, []byte("\n\n"), 0o600)
+	printed0 := filepath.Join(dir, "find-print0.txt")
+	os.WriteFile(printed0, []byte("./a.txt\x00./b.txt\x00"), 0o600)
 
 	cases := []struct {
 		name string
@@ -114,6 +116,7 @@ func TestFillBadInputPublishesNothing(t *testing.T) {
 		{"item too large", []string{"--from-file", big, "--max-item-size", "1Ki"}, "big.txt:2: item too large"},
 		{"unreadable file", []string{"--from-file", filepath.Join(dir, "missing.txt")}, "cannot read --from-file"},
 		{"empty input", []string{"--from-file", empty}, "the input is empty (pass --allow-empty"},
+		{"NUL bytes without --null", []string{"--from-file", printed0}, "find-print0.txt:1: the input contains NUL bytes"},
 		{"bad max item size", []string{"--item", "a", "--max-item-size", "lots"}, "--max-item-size"},
 		{"two formats", []string{"--item", "a", "--null", "--json-lines"}, "do not go together"},
 		{"negative skip", []string{"--item", "a", "--skip", "-1"}, "--skip"},
@@ -240,4 +243,33 @@ func TestFillIntoAQueueThatHoldsItemsSaysHowMany(t *testing.T) {
 	if err != nil || !strings.Contains(errOut, "queue "+q+" already holds 1 item; adding to them") {
 		t.Fatalf("%q %v", errOut, err)
 	}
+}
+
+// The broker's password can stay off the command line, where shell history and ps show it.
+func TestFillBrokerURLFromAFileOrTheEnvironment(t *testing.T) {
+	url := brokerURL(t)
+	file := filepath.Join(t.TempDir(), "broker-url")
+	os.WriteFile(file, []byte(url+"\n"), 0o600)
+	q := testQueue(t)
+	if out, _, err := runCommand(t, newFakeGetter(), "", "fill", q, "--broker-url-file", file, "--item", "a"); err != nil || !strings.Contains(out, "published 1 item") {
+		t.Fatalf("--broker-url-file: %q %v", out, err)
+	}
+	t.Setenv(BrokerURLEnv, url)
+	if out, _, err := runCommand(t, newFakeGetter(), "", "fill", q, "--item", "b"); err != nil || !strings.Contains(out, "published 1 item") {
+		t.Fatalf("%s: %q %v", BrokerURLEnv, out, err)
+	}
+	if got := strings.Join(bodies(t, q), "|"); got != "a|b" {
+		t.Fatalf("queue holds %s", got)
+	}
+}
+
+func TestBrokerURLFileMistakes(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	expectRejections(t, []rejection{
+		{[]string{"fill", "q", "--item", "a", "--broker-url", "amqp://u:p@h", "--broker-url-file", empty}, "--broker-url and --broker-url-file both give"},
+		{[]string{"fill", "q", "--item", "a", "--broker-url-file", empty}, "is empty: it should hold one URL"},
+		{[]string{"status", "q", "--broker-url-file", filepath.Join(dir, "missing")}, "cannot read --broker-url-file"},
+	})
 }
