@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -28,6 +29,14 @@ const (
 	CredentialsSecret = rabbitmq.CredentialsSecret
 )
 
+// How long to keep trying to reach the broker unless --broker-timeout says otherwise: a broker
+// named by URL is expected to be up, whereas the one behind the Service may be a pod that
+// RabbitMQ takes half a minute to start under a small CPU limit.
+const (
+	directTimeout  = 15 * time.Second
+	forwardTimeout = 90 * time.Second
+)
+
 // BrokerURLEnv names the environment variable that gives the broker's URL, so that its password
 // stays out of shell history and process listings.
 const BrokerURLEnv = "WORKQUEUE_BROKER_URL"
@@ -38,6 +47,8 @@ type brokerFlags struct {
 	URLFile string
 	Service string
 	Port    string
+	// Timeout bounds how long to keep trying to connect; 0 means the default of the way used.
+	Timeout time.Duration
 	// getenv reads the environment; os.Getenv unless a test sets it.
 	getenv func(string) string
 }
@@ -47,6 +58,7 @@ func (f *brokerFlags) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.URLFile, "broker-url-file", "", "Read the AMQP URL that --broker-url would give from this file")
 	cmd.Flags().StringVar(&f.Service, "service", DefaultService, "The broker's Service in the namespace, reached through a port-forward")
 	cmd.Flags().StringVar(&f.Port, "port", "", `The Service port to forward: a number or a name (default: the port named "amqp", else 5672)`)
+	cmd.Flags().DurationVar(&f.Timeout, "broker-timeout", 0, fmt.Sprintf("How long to keep trying to reach the broker (default %s with a broker URL; %s through the Service, whose broker may still be starting)", directTimeout, forwardTimeout))
 	previous := cmd.PreRunE
 	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
 		if previous != nil {
@@ -126,12 +138,27 @@ func credentials(ctx context.Context, getter ClientGetter, namespace string) (us
 // Each retry is reported on progress (io.Discard for none).
 func (f *brokerFlags) connect(ctx context.Context, getter ClientGetter, namespace string, progress io.Writer) (*broker, error) {
 	retry := queue.DefaultRetry
+	retry.Attempts = math.MaxInt // the time bounds it
+	retry.Within = f.Timeout
+	if retry.Within <= 0 {
+		retry.Within = forwardTimeout
+		if f.URL != "" {
+			retry.Within = directTimeout
+		}
+	}
 	told := false
 	retry.OnRetry = func(err error, _ time.Duration) {
 		if !told { // once: a starting broker fails the same way for a while
-			fmt.Fprintf(progress, "waiting for the broker to accept connections (%v)...\n", err)
+			fmt.Fprintf(progress, "waiting up to %s for the broker to accept connections (%v)...\n", retry.Within, err)
 			told = true
 		}
+	}
+	withHint := func(err error) error {
+		var timeout *queue.TimeoutError
+		if errors.As(err, &timeout) {
+			return fmt.Errorf("%w; --broker-timeout waits longer", err)
+		}
+		return err
 	}
 	if f.URL != "" {
 		var conn *amqp.Connection
@@ -141,7 +168,7 @@ func (f *brokerFlags) connect(ctx context.Context, getter ClientGetter, namespac
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, withHint(err)
 		}
 		return &broker{Conn: conn, Via: queue.Redact(f.URL)}, nil
 	}
@@ -184,7 +211,7 @@ func (f *brokerFlags) connect(ctx context.Context, getter ClientGetter, namespac
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, withHint(err)
 	}
 	return b, nil
 }

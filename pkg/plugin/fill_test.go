@@ -273,3 +273,18 @@ func TestBrokerURLFileMistakes(t *testing.T) {
 		{[]string{"status", "q", "--broker-url-file", filepath.Join(dir, "missing")}, "cannot read --broker-url-file"},
 	})
 }
+
+// A broker URL that nothing answers is given up after --broker-timeout, saying so.
+func TestFillUnreachableBrokerURLGivesUpAfterTheTimeout(t *testing.T) {
+	start := time.Now()
+	_, errOut, err := runCommand(t, newFakeGetter(), "", "fill", "q", "--item", "a", "--broker-url", "amqp://user:secret-pw@127.0.0.1:1/", "--broker-timeout", "2s")
+	if err == nil || !strings.Contains(err.Error(), "connection refused (gave up after 2s); --broker-timeout waits longer") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(errOut, "waiting up to 2s for the broker") {
+		t.Errorf("stderr %q", errOut)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("gave up after %s, not about 2s", elapsed)
+	}
+}

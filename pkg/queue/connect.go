@@ -70,6 +70,17 @@ func Dial(rawURL string) (*amqp.Connection, error) {
 	return conn, nil
 }
 
+// TimeoutError says that attempts were given up after the time a Retry was allowed.
+type TimeoutError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%v (gave up after %s)", e.Err, e.After)
+}
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
 // PermanentError is an error that retrying cannot fix (bad URL, refused credentials).
 type PermanentError struct{ Err error }
 
@@ -94,6 +105,8 @@ type Retry struct {
 	Attempts int           // at least 1
 	Initial  time.Duration // first wait; doubles each time
 	Max      time.Duration // longest wait
+	// Within, when set, bounds the whole: no attempt starts after it has passed.
+	Within time.Duration
 	// OnRetry, when set, hears about each failed attempt that will be retried.
 	OnRetry func(err error, wait time.Duration)
 }
@@ -106,6 +119,7 @@ var DefaultRetry = Retry{Attempts: 12, Initial: 500 * time.Millisecond, Max: 8 *
 // run out; it returns the last error.
 func (r Retry) Do(ctx context.Context, attempt func(ctx context.Context) error) error {
 	wait := r.Initial
+	start := time.Now()
 	var err error
 	for i := 1; ; i++ {
 		if err = attempt(ctx); err == nil {
@@ -114,6 +128,9 @@ func (r Retry) Do(ctx context.Context, attempt func(ctx context.Context) error) 
 		var permanent *PermanentError
 		if errors.As(err, &permanent) || i >= r.Attempts {
 			return err
+		}
+		if r.Within > 0 && time.Since(start)+wait > r.Within {
+			return &TimeoutError{Err: err, After: r.Within}
 		}
 		if r.OnRetry != nil {
 			r.OnRetry(err, wait)

@@ -127,3 +127,17 @@ func TestCoalescingConnFlushesAloneWithinTheDelay(t *testing.T) {
 		t.Fatalf("%q %v", buf[:n], err)
 	}
 }
+
+// Within bounds the whole retry, whatever the attempts left: no attempt starts after it.
+func TestRetryWithinBoundsTheTime(t *testing.T) {
+	r := Retry{Attempts: 1000, Initial: 20 * time.Millisecond, Max: 20 * time.Millisecond, Within: 100 * time.Millisecond}
+	calls := 0
+	err := r.Do(context.Background(), func(context.Context) error { calls++; return errors.New("connection refused") })
+	var timeout *TimeoutError
+	if !errors.As(err, &timeout) || timeout.After != r.Within || !strings.Contains(err.Error(), "connection refused (gave up after 100ms)") {
+		t.Fatalf("got %v", err)
+	}
+	if calls < 2 || calls > 6 {
+		t.Errorf("%d attempts in 100ms at 20ms apart", calls)
+	}
+}
