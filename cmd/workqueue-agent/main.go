@@ -85,10 +85,12 @@ func parseFlags(args []string, stderr io.Writer) (agent.Config, error) {
 
 Takes items from the RabbitMQ queue and runs COMMAND for each, with the item on stdin and
 WORKQUEUE_QUEUE, WORKQUEUE_MESSAGE_ID and WORKQUEUE_ATTEMPT in its environment.
-Exit 0 acks the item; anything else requeues it. BROKER_URL must be set in the environment.
+Exit 0 acks the item; anything else gives it back to the queue (basic.reject), which retries it
+up to its delivery limit. BROKER_URL must be set in the environment.
 
 Exit codes: 0 done or queue empty, 3 an item failed, 4 interrupted, 5 misconfigured,
-6 broker unreachable.
+6 broker unreachable or an ack lost with the connection, 7 the command could not start in this
+pod (too many processes, no memory).
 
 Flags:
 `)

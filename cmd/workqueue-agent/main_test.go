@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"debug/elf"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -309,5 +311,19 @@ func TestSigtermMidItemExitsInterruptedAndRequeues(t *testing.T) {
 	got := runBinary(t, baseEnv("BROKER_URL="+agentURL, "QUEUE="+queue), "--termination-log", termLog, "--", "cat")
 	if got.exitCode != outcome.ExitOK || got.stdout != "long item" {
 		t.Errorf("after the interruption: exit %d, stdout %q, stderr %s", got.exitCode, got.stdout, got.stderr)
+	}
+}
+
+// The usage text names every exit code of pkg/outcome, the contract the Job's podFailurePolicy uses.
+func TestUsageNamesEveryExitCode(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--help"}, &stdout, &stderr); code != outcome.ExitOK {
+		t.Fatalf("--help exited %d", code)
+	}
+	usage := stdout.String() + stderr.String()
+	for _, code := range []int{outcome.ExitOK, outcome.ExitItemFailed, outcome.ExitInterrupted, outcome.ExitMisconfigured, outcome.ExitBrokerUnreachable, outcome.ExitCannotStart} {
+		if !regexp.MustCompile(fmt.Sprintf(`\b%d [a-z]`, code)).MatchString(usage) {
+			t.Errorf("the usage text does not name exit code %d:\n%s", code, usage)
+		}
 	}
 }

@@ -2,8 +2,11 @@ package plugin
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
@@ -56,5 +59,23 @@ func TestPodPrinterKeepsTheProgressLineBelowPodLines(t *testing.T) {
 	plain.logLine("p3", "hello")
 	if errOut.Len() != 0 || out.String() != "[p3] hello\n" {
 		t.Fatalf("without a terminal: stderr %q stdout %q", errOut.String(), out.String())
+	}
+}
+
+// A log line of any length is printed whole; one over bufio.Scanner's limit used to end the
+// pod's stream without a word.
+func TestLogLinesOfAnyLength(t *testing.T) {
+	long := strings.Repeat("x", 3<<20)
+	var out bytes.Buffer
+	p := newPodPrinter(&out, io.Discard, false)
+	if err := copyLogLines(strings.NewReader("first\n"+long+"\nlast without newline"), "pod-a", p); err != nil {
+		t.Fatal(err)
+	}
+	want := "[pod-a] first\n[pod-a] " + long + "\n[pod-a] last without newline\n"
+	if out.String() != want {
+		t.Fatalf("printed %d bytes, want %d", out.Len(), len(want))
+	}
+	if err := copyLogLines(iotest.ErrReader(errors.New("stream reset")), "pod-a", p); err == nil || err.Error() != "stream reset" {
+		t.Errorf("a broken stream: %v", err)
 	}
 }

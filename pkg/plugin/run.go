@@ -458,7 +458,7 @@ func parseEnv(values []string) ([]corev1.EnvVar, error) {
 	for _, v := range values {
 		name, value, ok := strings.Cut(v, "=")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("--env %q is not NAME=VALUE", name)
+			return nil, fmt.Errorf("--env %q is not NAME=VALUE", v)
 		}
 		env = append(env, corev1.EnvVar{Name: name, Value: value})
 	}

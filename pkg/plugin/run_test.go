@@ -65,6 +65,7 @@ func TestRunRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 		{[]string{"run", "job1", "--image", "i", "--mode", "drain", "--completions", "3"}, "--completions has no meaning with --mode drain"},
 		{[]string{"run", "job1", "--image", "i", "--mode", "sideways"}, "mode"},
 		{[]string{"run", "job1", "--image", "i", "--env", "NOEQUALS"}, "NAME=VALUE"},
+		{[]string{"run", "job1", "--image", "i", "--env", "=x"}, `--env "=x" is not NAME=VALUE`},
 		{[]string{"run", "job1", "--image", "i", "--env", "BROKER_URL=x"}, "BROKER_URL"},
 		{[]string{"run", "job1", "--image", "i", "--requests", "cpu=lots"}, "not a quantity"},
 		{[]string{"run", "job1", "--image", "i", "--image-pull-policy", "Sometimes"}, "--image-pull-policy"},

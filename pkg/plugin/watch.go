@@ -165,9 +165,25 @@ func streamLogs(ctx context.Context, client kubernetes.Interface, namespace, pod
 		return
 	}
 	defer stream.Close()
-	scanner := bufio.NewScanner(stream)
-	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
-	for scanner.Scan() {
-		printer.logLine(pod, scanner.Text())
+	if err := copyLogLines(stream, pod, printer); err != nil && ctx.Err() == nil {
+		printer.logLine(pod, "(the log stream ended: "+err.Error()+")")
+	}
+}
+
+// copyLogLines prints each line of a pod's log, whatever its length, and returns why the stream
+// ended unless it simply did.
+func copyLogLines(stream io.Reader, pod string, printer *podPrinter) error {
+	reader := bufio.NewReaderSize(stream, 64*1024)
+	for {
+		line, err := reader.ReadString('\n')
+		if line != "" {
+			printer.logLine(pod, strings.TrimSuffix(line, "\n"))
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 }
