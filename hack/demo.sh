@@ -9,7 +9,7 @@ source hack/lib.sh
 namespace=workqueue-demo
 say() { printf '\n\033[1m# %s\033[0m\n' "$*" >&2; }
 
-say "starting the local cluster (the first time builds Kubernetes: about 20 minutes on 2 cores)"
+say "starting the local cluster (the first time builds Kubernetes: 20 to 30 minutes on 2 cores)"
 kubeconfig=$(hack/localcluster/cluster.sh up | tail -n 1)
 kubectl_bin=$(hack/localcluster/cluster.sh kubectl-path)
 
