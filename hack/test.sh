@@ -36,6 +36,9 @@ fi
 step "local RabbitMQ 3.10 and 4.0"
 hack/rabbitmq.sh start
 
+# Every test that needs a broker runs: a missing one fails the run instead of skipping.
+export WORKQUEUE_TEST_REQUIRE_BROKER=1
+
 step "unit tests, and integration tests on RabbitMQ 3.10"
 WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url 3)" go test -count=1 ./...
 

@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/agent"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
 
@@ -68,12 +69,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func parseFlags(args []string, stderr io.Writer) (agent.Config, error) {
-	cfg := agent.Config{BrokerURL: os.Getenv("BROKER_URL"), TerminationLog: agent.DefaultTerminationLog}
+	cfg := agent.Config{BrokerURL: os.Getenv(constants.EnvBrokerURL), TerminationLog: agent.DefaultTerminationLog}
 	flags := flag.NewFlagSet("workqueue-agent", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	mode := flags.String("mode", envOr("WORKQUEUE_MODE", string(agent.ModeOne)),
+	mode := flags.String("mode", envOr(constants.EnvMode, string(constants.ModeOne)),
 		"one: take at most one item; drain: take items until the queue stays empty for --idle; WORKQUEUE_MODE sets the default")
-	flags.StringVar(&cfg.Queue, "queue", os.Getenv("QUEUE"), "the queue to take items from; QUEUE sets the default")
+	flags.StringVar(&cfg.Queue, "queue", os.Getenv(constants.EnvQueue), "the queue to take items from; QUEUE sets the default")
 	flags.DurationVar(&cfg.Timeout, "timeout", 0, "kill the command and requeue its item after this long (0: no limit)")
 	flags.DurationVar(&cfg.Idle, "idle", agent.DefaultIdle, "drain mode: exit once the queue has stayed empty this long")
 	flags.DurationVar(&cfg.Grace, "grace", agent.DefaultGrace, "after SIGTERM, how long the command may take to stop before it is killed")
@@ -99,7 +100,7 @@ Flags:
 	if err := flags.Parse(args); err != nil {
 		return cfg, err
 	}
-	cfg.Mode = agent.Mode(*mode)
+	cfg.Mode = constants.Mode(*mode)
 	cfg.Command = flags.Args()
 	if cfg.Timeout < 0 || cfg.Idle <= 0 || cfg.Grace <= 0 {
 		err := errors.New("--timeout must not be negative; --idle and --grace must be positive")

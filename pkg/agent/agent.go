@@ -26,17 +26,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
-)
-
-// Mode says how many items one agent takes.
-type Mode string
-
-const (
-	// ModeOne takes at most one item, as in the seed's pattern with one completion per item.
-	ModeOne Mode = "one"
-	// ModeDrain takes items until the queue has stayed empty for the idle period.
-	ModeDrain Mode = "drain"
 )
 
 // Defaults for the zero values of Config.
@@ -60,8 +51,8 @@ const maxSessionFailures = 5
 type Config struct {
 	BrokerURL string // amqp://USER:PASSWORD@HOST:PORT/VHOST; never printed unredacted
 	Queue     string
-	Mode      Mode     // ModeOne when empty
-	Command   []string // the program and its arguments, run once per item
+	Mode      constants.Mode // constants.ModeOne when empty
+	Command   []string       // the program and its arguments, run once per item
 
 	Timeout time.Duration // per item; 0 means none
 	Idle    time.Duration // drain mode: how long the queue must stay empty; DefaultIdle when 0
@@ -126,7 +117,7 @@ func Run(cfg Config) Result {
 	var result Result
 	if err := a.validate(); err != nil {
 		result = a.errorResult(err)
-	} else if a.cfg.Mode == ModeDrain {
+	} else if a.cfg.Mode == constants.ModeDrain {
 		result = a.drain()
 	} else {
 		result = a.one()
@@ -143,7 +134,7 @@ func Run(cfg Config) Result {
 
 func newAgent(cfg Config) *agent {
 	if cfg.Mode == "" {
-		cfg.Mode = ModeOne
+		cfg.Mode = constants.ModeOne
 	}
 	if cfg.Idle <= 0 {
 		cfg.Idle = DefaultIdle
@@ -180,7 +171,7 @@ func newAgent(cfg Config) *agent {
 func commandEnv(environ []string) []string {
 	env := make([]string, 0, len(environ))
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "BROKER_URL=") {
+		if !strings.HasPrefix(kv, constants.EnvBrokerURL+"=") {
 			env = append(env, kv)
 		}
 	}
@@ -195,7 +186,7 @@ func (a *agent) validate() error {
 		return misconfigured("no queue given: set QUEUE in the environment or pass --queue")
 	case len(a.cfg.Command) == 0 || a.cfg.Command[0] == "":
 		return misconfigured("no command given: put the command to run for each item after --, as in: workqueue-agent -- /app/process-item")
-	case a.cfg.Mode != ModeOne && a.cfg.Mode != ModeDrain:
+	case a.cfg.Mode != constants.ModeOne && a.cfg.Mode != constants.ModeDrain:
 		return misconfigured("unknown mode %q: use one or drain", a.cfg.Mode)
 	}
 	uri, err := amqp.ParseURI(a.cfg.BrokerURL)
@@ -536,7 +527,7 @@ func (a *agent) errorResult(err error) Result {
 }
 
 func (a *agent) errorResultWith(o outcome.Outcome, err error) Result {
-	if a.cfg.Mode == ModeDrain {
+	if a.cfg.Mode == constants.ModeDrain {
 		o.Processed, o.Failed = a.processed, a.failed
 	}
 	var interrupted *interruptedError

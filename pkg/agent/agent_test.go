@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"net/url"
 	"os"
 	"os/exec"
@@ -58,7 +59,7 @@ func TestOneModeRunsTheCommandAndAcksOnSuccess(t *testing.T) {
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 	t.Setenv("BROKER_URL", "amqp://guest:leaked@example.invalid/")
 
-	result, run := runAgent(t, Config{Queue: queue, Mode: ModeOne, Command: recordCommand(dir), TerminationLog: termLog})
+	result, run := runAgent(t, Config{Queue: queue, Mode: constants.ModeOne, Command: recordCommand(dir), TerminationLog: termLog})
 
 	if result.ExitCode != outcome.ExitOK {
 		t.Fatalf("exit code %d, want %d; log:\n%s", result.ExitCode, outcome.ExitOK, run.log)
@@ -144,7 +145,7 @@ func TestDrainModeProcessesEveryItemThenExitsWhenIdle(t *testing.T) {
 	dir := t.TempDir()
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 
-	result, run := runAgent(t, Config{Queue: queue, Mode: ModeDrain, Idle: time.Second, Command: recordCommand(dir), TerminationLog: termLog})
+	result, run := runAgent(t, Config{Queue: queue, Mode: constants.ModeDrain, Idle: time.Second, Command: recordCommand(dir), TerminationLog: termLog})
 
 	if result.ExitCode != outcome.ExitOK {
 		t.Fatalf("exit code %d; log:\n%s", result.ExitCode, run.log)
@@ -175,7 +176,7 @@ func TestDrainModeKeepsDrainingAfterAFailureAndFailsAtTheEnd(t *testing.T) {
 	dir := t.TempDir()
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 
-	result, run := runAgent(t, Config{Queue: queue, Mode: ModeDrain, Command: recordCommand(dir), TerminationLog: termLog})
+	result, run := runAgent(t, Config{Queue: queue, Mode: constants.ModeDrain, Command: recordCommand(dir), TerminationLog: termLog})
 
 	if result.ExitCode != outcome.ExitItemFailed {
 		t.Fatalf("exit code %d, want %d; log:\n%s", result.ExitCode, outcome.ExitItemFailed, run.log)
@@ -197,7 +198,7 @@ func TestDrainModeKeepsDrainingAfterAFailureAndFailsAtTheEnd(t *testing.T) {
 }
 
 func TestEmptyQueueExitsZeroPromptly(t *testing.T) {
-	for _, mode := range []Mode{ModeOne, ModeDrain} {
+	for _, mode := range []constants.Mode{constants.ModeOne, constants.ModeDrain} {
 		t.Run(string(mode), func(t *testing.T) {
 			queue := testQueue(t, queueSpec{quorum: true})
 			termLog := filepath.Join(t.TempDir(), "termination-log")
@@ -270,7 +271,7 @@ func TestArgumentsArePassedWithoutAShell(t *testing.T) {
 }
 
 func TestSignalMidItemIsForwardedAndTheItemRequeued(t *testing.T) {
-	for _, mode := range []Mode{ModeOne, ModeDrain} {
+	for _, mode := range []constants.Mode{constants.ModeOne, constants.ModeDrain} {
 		t.Run(string(mode), func(t *testing.T) {
 			queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 5})
 			publish(t, queue, message{id: "slow", body: []byte("slow item")})
@@ -329,7 +330,7 @@ func TestCommandIgnoringTheSignalIsKilledAfterTheGracePeriod(t *testing.T) {
 
 func TestSignalWhileWaitingStopsTheAgent(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
-	run := startAgent(t, Config{Queue: queue, Mode: ModeDrain, Idle: time.Hour, Command: []string{"true"}})
+	run := startAgent(t, Config{Queue: queue, Mode: constants.ModeDrain, Idle: time.Hour, Command: []string{"true"}})
 	time.Sleep(500 * time.Millisecond)
 	run.signals <- syscall.SIGTERM
 	if result := run.wait(t); result.ExitCode != outcome.ExitInterrupted || result.Outcome.Result != outcome.ResultInterrupted {
@@ -520,7 +521,7 @@ if [ "$WORKQUEUE_MESSAGE_ID" = cut ] && [ ! -e "$0/cut-done" ]; then
 	touch "$0/cutting"
 	while [ ! -e "$0/cut-done" ]; do sleep 0.05; done
 fi`
-	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: ModeDrain, Command: []string{"sh", "-c", script, dir}})
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: constants.ModeDrain, Command: []string{"sh", "-c", script, dir}})
 
 	waitForFile(t, filepath.Join(dir, "cutting"))
 	proxy.cut()
@@ -611,7 +612,7 @@ spawn) sleep 0.5 >/dev/null 2>&1 & echo $! > "$0" ;;
 wait) sleep 1; pid=$(cat "$0"); set -- $(sed 's/.*) //' "/proc/$pid/stat"); [ "$1 $2" = "Z $PPID" ] || { echo "orphan state $1, parent $2, agent $PPID"; exit 1; } ;;
 check) pid=$(cat "$0"); if [ -e "/proc/$pid" ]; then echo "orphan $pid: $(cat /proc/$pid/stat)"; exit 1; fi ;;
 esac`
-	result, run := runAgent(t, Config{Queue: queue, Mode: ModeDrain, Command: []string{"sh", "-c", script, pidFile}})
+	result, run := runAgent(t, Config{Queue: queue, Mode: constants.ModeDrain, Command: []string{"sh", "-c", script, pidFile}})
 	if result.ExitCode != outcome.ExitOK {
 		t.Fatalf("exit %d; output %s; log:\n%s", result.ExitCode, run.output, run.log)
 	}
@@ -623,7 +624,7 @@ func TestDrainModeStopsWhenAClassicQueueHandsBackAFailedItem(t *testing.T) {
 	publish(t, queue, message{id: "bad", body: []byte("FAIL=1")}, message{id: "good", body: []byte("fine")})
 	dir := t.TempDir()
 
-	result, run := runAgent(t, Config{Queue: queue, Mode: ModeDrain, Command: recordCommand(dir)})
+	result, run := runAgent(t, Config{Queue: queue, Mode: constants.ModeDrain, Command: recordCommand(dir)})
 
 	if result.ExitCode != outcome.ExitItemFailed || result.Outcome.Failed != 1 {
 		t.Fatalf("exit %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
@@ -640,7 +641,7 @@ func TestDrainModeStopsWhenAClassicQueueHandsBackAFailedItem(t *testing.T) {
 // A command that finishes its item after SIGTERM has done the work: the item is acked, not
 // retried. One mode then exits 0 (its one item is done); drain mode stops as interrupted.
 func TestCommandThatFinishesAfterTheSignalIsAcked(t *testing.T) {
-	for _, mode := range []Mode{ModeOne, ModeDrain} {
+	for _, mode := range []constants.Mode{constants.ModeOne, constants.ModeDrain} {
 		t.Run(string(mode), func(t *testing.T) {
 			queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 5})
 			publish(t, queue, message{id: "finishing", body: []byte("x")}, message{id: "untouched", body: []byte("y")})
@@ -654,13 +655,13 @@ func TestCommandThatFinishesAfterTheSignalIsAcked(t *testing.T) {
 			result := run.wait(t)
 
 			want := outcome.ExitOK
-			if mode == ModeDrain {
+			if mode == constants.ModeDrain {
 				want = outcome.ExitInterrupted
 			}
 			if result.ExitCode != want || result.Outcome.MessageID != "finishing" {
 				t.Fatalf("exit code %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
 			}
-			if mode == ModeDrain && result.Outcome.Processed != 1 {
+			if mode == constants.ModeDrain && result.Outcome.Processed != 1 {
 				t.Errorf("processed %d, want 1", result.Outcome.Processed)
 			}
 			// The finished item is gone; the one never started is still there.
@@ -677,7 +678,7 @@ func TestOneModeLostAckIsNotASuccess(t *testing.T) {
 	proxiedURL, proxy := proxiedBroker(t)
 	dir := t.TempDir()
 	script := `touch "$0/cutting"; while [ ! -e "$0/cut-done" ]; do sleep 0.05; done`
-	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: ModeOne, Command: []string{"sh", "-c", script, dir}})
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: constants.ModeOne, Command: []string{"sh", "-c", script, dir}})
 
 	waitForFile(t, filepath.Join(dir, "cutting"))
 	proxy.cut()
@@ -720,7 +721,7 @@ func TestDrainStopsWhenTheSameItemLosesItsAckTwice(t *testing.T) {
 	dir := t.TempDir()
 	// Each run announces itself, then waits for the test to cut the connection under it.
 	script := `n=$(ls "$0" | grep -c '^run'); touch "$0/run$n"; while [ ! -e "$0/cut$n" ]; do sleep 0.05; done`
-	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: ModeDrain, Command: []string{"sh", "-c", script, dir}})
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: constants.ModeDrain, Command: []string{"sh", "-c", script, dir}})
 
 	for n := range 2 {
 		waitForFile(t, filepath.Join(dir, fmt.Sprintf("run%d", n)))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"os"
 	"os/exec"
 	"syscall"
@@ -56,9 +57,9 @@ func (a *agent) runCommand(it item) commandResult {
 	cmd := exec.Command(a.commandPath, a.cfg.Command[1:]...)
 	cmd.Args[0] = a.cfg.Command[0]
 	cmd.Env = append(a.env[:len(a.env):len(a.env)],
-		"WORKQUEUE_QUEUE="+a.cfg.Queue,
-		"WORKQUEUE_MESSAGE_ID="+it.messageID,
-		"WORKQUEUE_ATTEMPT="+fmt.Sprint(it.attempt),
+		constants.EnvItemQueue+"="+a.cfg.Queue,
+		constants.EnvItemMessageID+"="+it.messageID,
+		constants.EnvItemAttempt+"="+fmt.Sprint(it.attempt),
 	)
 	cmd.Stdout = a.cfg.Stdout
 	cmd.Stderr = a.cfg.Stderr

@@ -15,34 +15,14 @@ import (
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
 
-// FieldManager is the server-side apply field manager of every Job the plugin applies.
-const FieldManager = "kubectl-workqueue"
+var reservedLabelKeys = []string{constants.LabelManagedBy, constants.LabelQueue, constants.LabelJob}
 
-// Labels and annotations the plugin puts on Jobs and their pods.
+// Names inside the pod template besides the worker container (constants.ContainerName).
 const (
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	LabelQueue     = "workqueue.kubectl.io/queue"
-	LabelJob       = "workqueue.kubectl.io/job"
-
-	// AnnotationQueue always holds the full queue name, which the queue label may only hash.
-	AnnotationQueue = "workqueue.kubectl.io/queue"
-	AnnotationMode  = "workqueue.kubectl.io/mode"
-	// AnnotationDeadLettersBefore holds how many items QUEUE.failed held when the Job was made,
-	// so that whoever follows the Job later counts only the items this Job dead-lettered.
-	AnnotationDeadLettersBefore = "workqueue.kubectl.io/dead-letters-before"
-
-	// ManagedBy is the value of LabelManagedBy on everything the plugin creates.
-	ManagedBy = "kubectl-workqueue"
-)
-
-var reservedLabelKeys = []string{LabelManagedBy, LabelQueue, LabelJob}
-
-// Names inside the pod template; ContainerName is what the podFailurePolicy and the tailer match.
-const (
-	ContainerName     = "worker"
 	InitContainerName = "install-agent"
 	AgentVolumeName   = "workqueue-agent"
 	AgentMountPath    = "/workqueue"
@@ -57,7 +37,7 @@ const (
 
 // Selector returns the label selector of the pods of the Job named name.
 func Selector(name string) string {
-	return labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy, LabelJob: name}).String()
+	return labels.SelectorFromSet(labels.Set{constants.LabelManagedBy: constants.ManagedBy, constants.LabelJob: name}).String()
 }
 
 // QueueLabelValue returns the value of the queue label for a queue: the name itself when it is a
@@ -102,9 +82,9 @@ func Build(s Spec) (*batchv1ac.JobApplyConfiguration, error) {
 	for k, v := range s.Labels {
 		jobLabels[k] = v
 	}
-	jobLabels[LabelManagedBy] = ManagedBy
-	jobLabels[LabelQueue] = QueueLabelValue(s.Queue)
-	jobLabels[LabelJob] = s.Name
+	jobLabels[constants.LabelManagedBy] = constants.ManagedBy
+	jobLabels[constants.LabelQueue] = QueueLabelValue(s.Queue)
+	jobLabels[constants.LabelJob] = s.Name
 
 	spec := batchv1ac.JobSpec().
 		WithParallelism(s.Parallelism).
@@ -115,7 +95,7 @@ func Build(s Spec) (*batchv1ac.JobApplyConfiguration, error) {
 		WithTemplate(corev1ac.PodTemplateSpec().
 			WithLabels(jobLabels).
 			WithSpec(podSpec(s, withAgent)))
-	if s.Mode == ModeOne {
+	if s.Mode == constants.ModeOne {
 		spec.WithCompletions(*s.Completions)
 	}
 	if s.ActiveDeadline > 0 {
@@ -127,9 +107,9 @@ func Build(s Spec) (*batchv1ac.JobApplyConfiguration, error) {
 	if s.Namespace != "" {
 		job.WithNamespace(s.Namespace)
 	}
-	annotations := map[string]string{AnnotationQueue: s.Queue, AnnotationMode: string(s.Mode)}
+	annotations := map[string]string{constants.AnnotationQueue: s.Queue, constants.AnnotationMode: string(s.Mode)}
 	if s.DeadLettersBefore != nil {
-		annotations[AnnotationDeadLettersBefore] = strconv.Itoa(*s.DeadLettersBefore)
+		annotations[constants.AnnotationDeadLettersBefore] = strconv.Itoa(*s.DeadLettersBefore)
 	}
 	job.WithLabels(jobLabels).WithAnnotations(annotations).WithSpec(spec)
 	return job, nil
@@ -140,7 +120,7 @@ func Build(s Spec) (*batchv1ac.JobApplyConfiguration, error) {
 // the Job, is what decides that an item is poison.
 func backoffLimit(s Spec) int32 {
 	slots := s.Parallelism
-	if s.Mode == ModeOne {
+	if s.Mode == constants.ModeOne {
 		slots = *s.Completions
 	}
 	limit := int64(slots) * int64(s.MaxAttempts)
@@ -152,7 +132,7 @@ func podFailurePolicy(withAgent bool) *batchv1ac.PodFailurePolicyApplyConfigurat
 		return batchv1ac.PodFailurePolicyRule().
 			WithAction(action).
 			WithOnExitCodes(batchv1ac.PodFailurePolicyOnExitCodesRequirement().
-				WithContainerName(ContainerName).
+				WithContainerName(constants.ContainerName).
 				WithOperator(batchv1.PodFailurePolicyOnExitCodesOpIn).
 				WithValues(codes...)) // the API wants them sorted: callers pass them so
 	}
@@ -176,7 +156,7 @@ func podFailurePolicy(withAgent bool) *batchv1ac.PodFailurePolicyApplyConfigurat
 
 func podSpec(s Spec, withAgent bool) *corev1ac.PodSpecApplyConfiguration {
 	worker := corev1ac.Container().
-		WithName(ContainerName).
+		WithName(constants.ContainerName).
 		WithImage(s.Image).
 		WithEnv(workerEnv(s)...)
 	if r := resources(s); r != nil {
@@ -261,11 +241,11 @@ func agentCommand(s Spec) []string {
 
 func workerEnv(s Spec) []*corev1ac.EnvVarApplyConfiguration {
 	env := []*corev1ac.EnvVarApplyConfiguration{
-		corev1ac.EnvVar().WithName(EnvBrokerURL).WithValueFrom(corev1ac.EnvVarSource().
+		corev1ac.EnvVar().WithName(constants.EnvBrokerURL).WithValueFrom(corev1ac.EnvVarSource().
 			WithSecretKeyRef(corev1ac.SecretKeySelector().
 				WithName(s.BrokerSecret.Name).
 				WithKey(s.BrokerSecret.Key))),
-		corev1ac.EnvVar().WithName(EnvQueue).WithValue(s.Queue),
+		corev1ac.EnvVar().WithName(constants.EnvQueue).WithValue(s.Queue),
 	}
 	for _, e := range s.Env {
 		env = append(env, envVar(e))

@@ -1,5 +1,5 @@
 // Package job turns a plain Spec into the batch/v1 Job that `kubectl workqueue run` applies with
-// server-side apply (field manager FieldManager). Build is a pure function: it reads nothing but
+// server-side apply (field manager constants.FieldManager). Build is a pure function: it reads nothing but
 // its argument and talks to no API server, so the Job can be printed for --dry-run=client and
 // pinned by golden files.
 //

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
 
@@ -44,7 +45,7 @@ func goldenSpecs() map[string]Spec {
 			Namespace:    "default",
 			Queue:        "job1",
 			Image:        "gcr.io/example/job-wq-1",
-			Mode:         ModeOne,
+			Mode:         constants.ModeOne,
 			Completions:  ptrTo[int32](8),
 			BrokerSecret: brokerSecret,
 		},
@@ -54,7 +55,7 @@ func goldenSpecs() map[string]Spec {
 			Queue:       "images",
 			Image:       "python:3.13-slim",
 			Command:     []string{"python3", "/app/resize.py", "--size", "256"},
-			Mode:        ModeOne,
+			Mode:        constants.ModeOne,
 			Parallelism: 4,
 			Completions: ptrTo[int32](20),
 			ItemTimeout: 5 * time.Minute,
@@ -80,7 +81,7 @@ func goldenSpecs() map[string]Spec {
 			Queue:          "thumbnails",
 			Image:          "busybox:1.37",
 			Command:        []string{"sh", "-c", "wc -c"},
-			Mode:           ModeDrain,
+			Mode:           constants.ModeDrain,
 			Parallelism:    3,
 			MaxAttempts:    5,
 			ActiveDeadline: 90 * time.Minute,
@@ -170,7 +171,7 @@ func TestValidateErrors(t *testing.T) {
 		{"unknown mode", func(s *Spec) { s.Mode = "all" }, `mode "all" is not known`},
 		{"one mode without completions", func(s *Spec) { s.Completions = nil }, "set --completions"},
 		{"negative completions", func(s *Spec) { s.Completions = ptrTo[int32](-1) }, "completions is -1"},
-		{"drain mode with completions", func(s *Spec) { s.Mode = ModeDrain }, "drop --completions or use --mode one"},
+		{"drain mode with completions", func(s *Spec) { s.Mode = constants.ModeDrain }, "drop --completions or use --mode one"},
 		{"negative parallelism", func(s *Spec) { s.Parallelism = -2 }, "set --parallelism to 1 or more"},
 		{"negative attempts", func(s *Spec) { s.MaxAttempts = -1 }, "delivery attempts per item is -1"},
 		{"negative item timeout", func(s *Spec) { s.ItemTimeout = -time.Second }, "item timeout is -1s"},
@@ -190,7 +191,7 @@ func TestValidateErrors(t *testing.T) {
 			s.Requests = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}
 			s.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}
 		}, "--requests memory=1Gi is more than --limits memory=512Mi"},
-		{"reserved label", func(s *Spec) { s.Labels = map[string]string{LabelQueue: "other"} }, "label workqueue.kubectl.io/queue is set by kubectl-workqueue"},
+		{"reserved label", func(s *Spec) { s.Labels = map[string]string{constants.LabelQueue: "other"} }, "label workqueue.kubectl.io/queue is set by kubectl-workqueue"},
 		{"bad label key", func(s *Spec) { s.Labels = map[string]string{"a b": "c"} }, `label key "a b" is not valid`},
 		{"bad label value", func(s *Spec) { s.Labels = map[string]string{"team": "a/b"} }, `label team="a/b" has an invalid value`},
 		{"bad service account", func(s *Spec) { s.ServiceAccount = "Runner" }, `service account "Runner"`},
@@ -259,7 +260,7 @@ func TestBrokerURLNeverLiteral(t *testing.T) {
 			pod := job.Spec.Template.Spec
 			for _, c := range pod.InitContainers {
 				for _, e := range c.Env {
-					if *e.Name == EnvBrokerURL {
+					if *e.Name == constants.EnvBrokerURL {
 						t.Errorf("init container %s gets BROKER_URL; it never talks to the broker", *c.Name)
 					}
 				}
@@ -267,7 +268,7 @@ func TestBrokerURLNeverLiteral(t *testing.T) {
 			var found int
 			for _, c := range pod.Containers {
 				for _, e := range c.Env {
-					if *e.Name != EnvBrokerURL {
+					if *e.Name != constants.EnvBrokerURL {
 						continue
 					}
 					found++
@@ -298,7 +299,7 @@ func TestBrokerURLNeverLiteral(t *testing.T) {
 
 	// A user who tries to pass the URL as an --env is refused, without the password being echoed.
 	spec := validSpec()
-	spec.Env = []corev1.EnvVar{{Name: EnvBrokerURL, Value: literalURL}}
+	spec.Env = []corev1.EnvVar{{Name: constants.EnvBrokerURL, Value: literalURL}}
 	_, err := Build(spec)
 	if err == nil {
 		t.Fatal("Build accepted BROKER_URL as a user env")
@@ -322,8 +323,8 @@ func TestPodFailurePolicy(t *testing.T) {
 			var g rule
 			g.action = *r.Action
 			if r.OnExitCodes != nil {
-				if *r.OnExitCodes.ContainerName != ContainerName {
-					t.Errorf("rule %s matches container %s, want %s", g.action, *r.OnExitCodes.ContainerName, ContainerName)
+				if *r.OnExitCodes.ContainerName != constants.ContainerName {
+					t.Errorf("rule %s matches container %s, want %s", g.action, *r.OnExitCodes.ContainerName, constants.ContainerName)
 				}
 				if *r.OnExitCodes.Operator != batchv1.PodFailurePolicyOnExitCodesOpIn {
 					t.Errorf("rule %s uses operator %s", g.action, *r.OnExitCodes.Operator)
@@ -375,19 +376,19 @@ func TestPodFailurePolicy(t *testing.T) {
 func TestBackoffLimit(t *testing.T) {
 	tests := []struct {
 		name        string
-		mode        Mode
+		mode        constants.Mode
 		completions *int32
 		parallelism int32
 		attempts    int32
 		want        int32
 	}{
-		{"one item", ModeOne, ptrTo[int32](1), 2, 3, 6},
-		{"empty queue", ModeOne, ptrTo[int32](0), 2, 3, 6},
-		{"seed", ModeOne, ptrTo[int32](8), 2, 0, 24},
-		{"one mode ignores parallelism", ModeOne, ptrTo[int32](10), 50, 2, 20},
-		{"drain", ModeDrain, nil, 3, 5, 15},
-		{"drain minimum", ModeDrain, nil, 1, 1, 6},
-		{"no overflow", ModeOne, ptrTo[int32](math.MaxInt32), 2, 20, math.MaxInt32},
+		{"one item", constants.ModeOne, ptrTo[int32](1), 2, 3, 6},
+		{"empty queue", constants.ModeOne, ptrTo[int32](0), 2, 3, 6},
+		{"seed", constants.ModeOne, ptrTo[int32](8), 2, 0, 24},
+		{"one mode ignores parallelism", constants.ModeOne, ptrTo[int32](10), 50, 2, 20},
+		{"drain", constants.ModeDrain, nil, 3, 5, 15},
+		{"drain minimum", constants.ModeDrain, nil, 1, 1, 6},
+		{"no overflow", constants.ModeOne, ptrTo[int32](math.MaxInt32), 2, 20, math.MaxInt32},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -417,8 +418,8 @@ func TestDefaults(t *testing.T) {
 	if job.Spec.ActiveDeadlineSeconds != nil {
 		t.Errorf("activeDeadlineSeconds = %d, want unset", *job.Spec.ActiveDeadlineSeconds)
 	}
-	if job.Annotations[AnnotationMode] != string(ModeOne) {
-		t.Errorf("mode annotation = %q, want one", job.Annotations[AnnotationMode])
+	if job.Annotations[constants.AnnotationMode] != string(constants.ModeOne) {
+		t.Errorf("mode annotation = %q, want one", job.Annotations[constants.AnnotationMode])
 	}
 	worker := job.Spec.Template.Spec.Containers[0]
 	if worker.Command != nil || worker.ImagePullPolicy != nil || worker.Resources != nil {
@@ -459,7 +460,7 @@ func TestAgentCommand(t *testing.T) {
 	}
 
 	spec.ItemTimeout = 0
-	spec.Mode, spec.Completions = ModeDrain, nil
+	spec.Mode, spec.Completions = constants.ModeDrain, nil
 	worker = mustBuild(t, spec).Spec.Template.Spec.Containers[0]
 	if want := []string{AgentPath, "--mode=drain", "--"}; !slices.Equal(worker.Command[:3], want) {
 		t.Errorf("worker command = %q, want it to start with %q", worker.Command, want)
@@ -491,10 +492,10 @@ func TestQueueLabelValue(t *testing.T) {
 	}
 
 	job := mustBuild(t, goldenSpecs()["queue-label-hash"])
-	if got := job.Annotations[AnnotationQueue]; got != "orders:eu/high-priority" {
+	if got := job.Annotations[constants.AnnotationQueue]; got != "orders:eu/high-priority" {
 		t.Errorf("queue annotation = %q, want the full name", got)
 	}
-	if got, want := job.Labels[LabelQueue], QueueLabelValue("orders:eu/high-priority"); got != want {
+	if got, want := job.Labels[constants.LabelQueue], QueueLabelValue("orders:eu/high-priority"); got != want {
 		t.Errorf("queue label = %q, want %q", got, want)
 	}
 }
@@ -515,7 +516,7 @@ func TestSelectorMatchesPodsOfItsJobOnly(t *testing.T) {
 }
 
 // Applying to a fake clientset with server-side apply checks that the configuration is a Job
-// the API machinery accepts, and extracting what FieldManager owns must give it back unchanged.
+// the API machinery accepts, and extracting what constants.FieldManager owns must give it back unchanged.
 func TestApplyRoundTrip(t *testing.T) {
 	for name, spec := range goldenSpecs() {
 		t.Run(name, func(t *testing.T) {
@@ -526,7 +527,7 @@ func TestApplyRoundTrip(t *testing.T) {
 			client := fake.NewClientset()
 			ctx := context.Background()
 
-			applied, err := client.BatchV1().Jobs(spec.Namespace).Apply(ctx, cfg, metav1.ApplyOptions{FieldManager: FieldManager})
+			applied, err := client.BatchV1().Jobs(spec.Namespace).Apply(ctx, cfg, metav1.ApplyOptions{FieldManager: constants.FieldManager})
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
 			}
@@ -537,25 +538,25 @@ func TestApplyRoundTrip(t *testing.T) {
 			if got.UID != applied.UID {
 				t.Errorf("Get returned another Job than Apply")
 			}
-			if got.Labels[LabelJob] != *cfg.Name || got.Spec.Template.Labels[LabelJob] != *cfg.Name {
+			if got.Labels[constants.LabelJob] != *cfg.Name || got.Spec.Template.Labels[constants.LabelJob] != *cfg.Name {
 				t.Errorf("job label missing: %v / %v", got.Labels, got.Spec.Template.Labels)
 			}
-			if got.Spec.Template.Spec.Containers[0].Name != ContainerName {
+			if got.Spec.Template.Spec.Containers[0].Name != constants.ContainerName {
 				t.Errorf("container name = %s", got.Spec.Template.Spec.Containers[0].Name)
 			}
 
-			extracted, err := batchv1ac.ExtractJob(got, FieldManager)
+			extracted, err := batchv1ac.ExtractJob(got, constants.FieldManager)
 			if err != nil {
 				t.Fatalf("ExtractJob: %v", err)
 			}
 			want, _ := yaml.Marshal(cfg)
 			have, _ := yaml.Marshal(extracted)
 			if !bytes.Equal(want, have) {
-				t.Errorf("fields owned by %s after apply differ from the applied configuration:\n--- applied\n%s\n--- owned\n%s", FieldManager, want, have)
+				t.Errorf("fields owned by %s after apply differ from the applied configuration:\n--- applied\n%s\n--- owned\n%s", constants.FieldManager, want, have)
 			}
 
 			// Applying the same configuration again is a no-op, not a conflict.
-			if _, err := client.BatchV1().Jobs(spec.Namespace).Apply(ctx, cfg, metav1.ApplyOptions{FieldManager: FieldManager}); err != nil {
+			if _, err := client.BatchV1().Jobs(spec.Namespace).Apply(ctx, cfg, metav1.ApplyOptions{FieldManager: constants.FieldManager}); err != nil {
 				t.Errorf("second Apply: %v", err)
 			}
 		})

@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"slices"
 	"sort"
 	"strings"
@@ -10,16 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
-)
-
-// Mode is how each pod of the Job takes items from the queue.
-type Mode string
-
-const (
-	// ModeOne: each pod takes one item and exits; the Job needs as many completions as items.
-	ModeOne Mode = "one"
-	// ModeDrain: each pod takes items until the queue stays empty; the Job has no completions.
-	ModeDrain Mode = "drain"
 )
 
 // Defaults applied by Build to zero fields of a Spec.
@@ -34,12 +25,6 @@ const (
 	maxQueueNameBytes = 255
 )
 
-// Names that are ours in the worker's environment.
-const (
-	EnvBrokerURL = "BROKER_URL"
-	EnvQueue     = "QUEUE"
-)
-
 // Spec is everything `run` knows about the Job it is about to create, as plain values.
 type Spec struct {
 	Name      string // the Job's name; defaults to Queue
@@ -49,11 +34,11 @@ type Spec struct {
 	// Command is the user's command given after `--`. Empty runs the image's own entrypoint with
 	// BROKER_URL and QUEUE set; non-empty injects the agent, which runs it once per item.
 	Command []string
-	Mode    Mode // "" means ModeOne
+	Mode    constants.Mode // "" means constants.ModeOne
 	// Parallelism is how many pods run at once; 0 means DefaultParallelism.
 	Parallelism int32
-	// Completions is required in ModeOne (the caller counts the queue's ready messages; 0 makes a
-	// Job that completes at once) and must be nil in ModeDrain.
+	// Completions is required in constants.ModeOne (the caller counts the queue's ready messages; 0 makes a
+	// Job that completes at once) and must be nil in constants.ModeDrain.
 	Completions *int32
 	// MaxAttempts is the queue's delivery attempts per item; 0 means DefaultMaxAttempts. It sizes
 	// backoffLimit so that every item can fail its pod that many times before the Job gives up.
@@ -97,7 +82,7 @@ func (s Spec) withDefaults() Spec {
 		s.Name = s.Queue
 	}
 	if s.Mode == "" {
-		s.Mode = ModeOne
+		s.Mode = constants.ModeOne
 	}
 	if s.Parallelism == 0 {
 		s.Parallelism = DefaultParallelism
@@ -145,14 +130,14 @@ func (s Spec) Validate() error {
 	}
 
 	switch d.Mode {
-	case ModeOne:
+	case constants.ModeOne:
 		switch {
 		case d.Completions == nil:
 			add("completions are not set in mode one: count the queue's ready messages or set --completions")
 		case *d.Completions < 0:
 			add("completions is %d: set --completions to 0 or more", *d.Completions)
 		}
-	case ModeDrain:
+	case constants.ModeDrain:
 		if d.Completions != nil {
 			add("completions are set in mode drain, where pods stop when the queue is empty: drop --completions or use --mode one")
 		}
@@ -227,7 +212,7 @@ func validateEnv(env []corev1.EnvVar) []string {
 	seen := map[string]bool{}
 	for _, e := range env {
 		switch {
-		case e.Name == EnvBrokerURL || e.Name == EnvQueue:
+		case e.Name == constants.EnvBrokerURL || e.Name == constants.EnvQueue:
 			problems = append(problems, fmt.Sprintf("--env %s is set by kubectl-workqueue itself: drop it (the broker URL comes from the broker Secret, the queue from the queue argument)", e.Name))
 		case len(validation.IsEnvVarName(e.Name)) > 0:
 			problems = append(problems, fmt.Sprintf("--env name %q is not a valid environment variable name: use letters, digits, '_', '-' and '.', not starting with a digit", e.Name))

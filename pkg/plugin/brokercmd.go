@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
 )
 
@@ -239,7 +239,7 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 }
 
 func (o *BrokerInstallOptions) serverDryRun(ctx context.Context, client kubernetes.Interface, objects rabbitmq.Objects) error {
-	options := metav1.ApplyOptions{FieldManager: job.FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}}
+	options := metav1.ApplyOptions{FieldManager: constants.FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}}
 	service, err := client.CoreV1().Services(o.spec.Namespace).Apply(ctx, objects.Service, options)
 	if err != nil {
 		return fmt.Errorf("the API server rejected the Service: %w", err)

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/portforward"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
@@ -93,7 +94,7 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 	o := &RunOptions{
 		IOStreams:   streams,
 		getter:      getter,
-		Mode:        string(job.ModeOne),
+		Mode:        string(constants.ModeOne),
 		Parallelism: job.DefaultParallelism,
 		Completions: -1,
 		MaxAttempts: job.DefaultMaxAttempts,
@@ -192,7 +193,7 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 		Queue:           o.Queue,
 		Image:           o.Image,
 		Command:         o.Command,
-		Mode:            job.Mode(o.Mode),
+		Mode:            constants.Mode(o.Mode),
 		Parallelism:     o.Parallelism,
 		MaxAttempts:     o.MaxAttempts,
 		ItemTimeout:     o.ItemTimeout,
@@ -231,7 +232,7 @@ func (o *RunOptions) Validate() error {
 	if o.Completions < -1 {
 		return errors.New("--completions must not be negative")
 	}
-	if o.Completions >= 0 && o.Mode == string(job.ModeDrain) {
+	if o.Completions >= 0 && o.Mode == string(constants.ModeDrain) {
 		return errors.New("--completions has no meaning with --mode drain: drain pods finish when the queue stays empty")
 	}
 	if err := validatePullPolicy(o.ImagePullPolicy); err != nil {
@@ -239,7 +240,7 @@ func (o *RunOptions) Validate() error {
 	}
 	// The Job's own checks, with a stand-in count until the queue is read.
 	probe := o.spec
-	if probe.Mode == job.ModeOne {
+	if probe.Mode == constants.ModeOne {
 		probe.Completions = ptr(int32(1))
 	}
 	return oneLine(probe.Validate())
@@ -262,7 +263,7 @@ func brokerSecretName(jobName string) string { return jobName + "-broker-url" }
 
 // isJobSecret tells the Secret that run made for a Job from anything else of that name.
 func isJobSecret(secret *corev1.Secret, jobName string) bool {
-	return secret.Labels[job.LabelManagedBy] == job.ManagedBy && secret.Labels[job.LabelJob] == jobName
+	return secret.Labels[constants.LabelManagedBy] == constants.ManagedBy && secret.Labels[constants.LabelJob] == jobName
 }
 
 // queueState is what the broker says of the queue when the Job starts.
@@ -298,7 +299,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 	}
 
 	state := queueState{ready: -1, failedBefore: -1}
-	needBroker := o.DryRun != "client" || (o.spec.Mode == job.ModeOne && o.Completions < 0)
+	needBroker := o.DryRun != "client" || (o.spec.Mode == constants.ModeOne && o.Completions < 0)
 	if needBroker {
 		if state, err = o.readQueue(ctx); err != nil {
 			return err
@@ -307,7 +308,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 			o.spec.DeadLettersBefore = &state.failedBefore
 		}
 	}
-	if o.spec.Mode == job.ModeOne {
+	if o.spec.Mode == constants.ModeOne {
 		completions := o.Completions
 		if completions < 0 {
 			completions = int32(state.ready)
@@ -326,7 +327,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 		return o.printer.PrintObj(typed(applyConfig, &batchv1.Job{}, batchv1.SchemeGroupVersion.WithKind("Job")), o.Out)
 	}
 	if o.DryRun == "server" {
-		created, err := jobs.Apply(ctx, applyConfig, metav1.ApplyOptions{FieldManager: job.FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}})
+		created, err := jobs.Apply(ctx, applyConfig, metav1.ApplyOptions{FieldManager: constants.FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			return fmt.Errorf("the API server rejected the Job: %w", err)
 		}
@@ -364,7 +365,7 @@ func (o *RunOptions) watcher() *jobWatcher {
 }
 
 func describeJob(s job.Spec, state queueState) string {
-	if s.Mode == job.ModeDrain {
+	if s.Mode == constants.ModeDrain {
 		return fmt.Sprintf("%d pods draining queue %s (%d items ready)", s.Parallelism, s.Queue, state.ready)
 	}
 	return fmt.Sprintf("%d completions from queue %s, %d %s at a time", *s.Completions, s.Queue, s.Parallelism, plural(int(s.Parallelism), "pod"))
@@ -406,9 +407,9 @@ func (o *RunOptions) apply(ctx context.Context, client kubernetes.Interface, app
 		return nil, fmt.Errorf("Secret %s already exists and was not made by kubectl workqueue for Job %s: pass --name to give the Job another name", o.spec.BrokerSecret.Name, o.spec.Name)
 	}
 	secret := corev1ac.Secret(o.spec.BrokerSecret.Name, o.namespace).
-		WithLabels(map[string]string{job.LabelManagedBy: "kubectl-workqueue", job.LabelJob: o.spec.Name}).
+		WithLabels(map[string]string{constants.LabelManagedBy: "kubectl-workqueue", constants.LabelJob: o.spec.Name}).
 		WithStringData(map[string]string{brokerSecretKey: podURL})
-	applyOptions := metav1.ApplyOptions{FieldManager: job.FieldManager, Force: true}
+	applyOptions := metav1.ApplyOptions{FieldManager: constants.FieldManager, Force: true}
 	if _, err := secrets.Apply(ctx, secret, applyOptions); err != nil {
 		return nil, fmt.Errorf("create Secret %s for the pods' BROKER_URL: %w", o.spec.BrokerSecret.Name, err)
 	}

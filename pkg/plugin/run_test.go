@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 )
 
 func TestRunDryRunClientPrintsTheJobWithoutSecrets(t *testing.T) {
@@ -130,7 +130,7 @@ func TestStatusWatchCountsOnlyTheJobsOwnDeadLetters(t *testing.T) {
 	for annotation, want := range map[string]int{"": 0, "3": 3, "junk": 0, "-1": 0} {
 		j := &batchv1.Job{}
 		if annotation != "" {
-			j.Annotations = map[string]string{job.AnnotationDeadLettersBefore: annotation}
+			j.Annotations = map[string]string{constants.AnnotationDeadLettersBefore: annotation}
 		}
 		if got := deadLettersBefore(j); got != want {
 			t.Errorf("annotation %q: %d, want %d", annotation, got, want)
@@ -142,7 +142,7 @@ func TestStatusWatchCountsOnlyTheJobsOwnDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, err := runCommand(t, newFakeGetter(), "", "run", name, "--name", "deadletters", "--image", "i", "--dry-run=server", "-o", "yaml", "--broker-url", url, "--", "cat")
-	if err != nil || !strings.Contains(out, job.AnnotationDeadLettersBefore+`: "0"`) {
+	if err != nil || !strings.Contains(out, constants.AnnotationDeadLettersBefore+`: "0"`) {
 		t.Fatalf("the Job does not record the dead letters before it: %v\n%s", err, out)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 )
 
@@ -153,7 +153,7 @@ func ptrOr(p *int32, fallback int32) int32 {
 // deadLettersBefore is what QUEUE.failed held when run made the Job; for a Job made otherwise,
 // every dead letter counts as this Job's.
 func deadLettersBefore(j *batchv1.Job) int {
-	n, err := strconv.Atoi(j.Annotations[job.AnnotationDeadLettersBefore])
+	n, err := strconv.Atoi(j.Annotations[constants.AnnotationDeadLettersBefore])
 	if err != nil || n < 0 {
 		return 0
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
 )
 
 // fakeGetter is a cluster for commands under test: a fake clientset and a namespace.
@@ -60,57 +59,13 @@ func runCommand(t *testing.T, getter ClientGetter, stdin string, args ...string)
 	return out.String(), errOut.String(), err
 }
 
-func brokerURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("WORKQUEUE_TEST_AMQP_URL")
-	if url == "" {
-		t.Skip("WORKQUEUE_TEST_AMQP_URL is not set: run `make test`, which starts a local RabbitMQ")
-	}
-	return url
-}
+func brokerURL(t *testing.T) string { return testbroker.URL(t) }
 
-// testQueue names a fresh queue and deletes it and its dead-letter queue after the test.
-func testQueue(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("plugin-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
-	url := brokerURL(t)
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		ch, _ := conn.Channel()
-		ch.QueueDelete(name, false, false, false)
-		ch.QueueDelete(queue.DeadLetterName(name), false, false, false)
-	})
-	return name
-}
+// testQueue names a fresh queue; it and its companions are deleted after the test.
+func testQueue(t *testing.T) string { return testbroker.QueueName(t, "plugin") }
 
 // drain takes every message of a queue, in order.
-func drain(t *testing.T, name string) []amqp.Delivery {
-	t.Helper()
-	conn, err := amqp.Dial(brokerURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []amqp.Delivery
-	for {
-		msg, ok, err := ch.Get(name, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			return got
-		}
-		got = append(got, msg)
-	}
-}
+func drain(t *testing.T, name string) []amqp.Delivery { return testbroker.Drain(t, name) }
 
 // rejection is bad input and what its error must say.
 type rejection struct {

@@ -14,7 +14,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/tail"
 )
@@ -159,7 +159,7 @@ func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
 }
 
 func streamLogs(ctx context.Context, client kubernetes.Interface, namespace, pod string, printer *podPrinter) {
-	stream, err := client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: job.ContainerName, Follow: true}).Stream(ctx)
+	stream, err := client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: constants.ContainerName, Follow: true}).Stream(ctx)
 	if err != nil {
 		printer.logLine(pod, "(cannot stream the log: "+err.Error()+")")
 		return

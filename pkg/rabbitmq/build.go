@@ -19,7 +19,7 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 )
 
 const (
@@ -146,7 +146,7 @@ func networkPolicy(s Spec) *networkingv1ac.NetworkPolicyApplyConfiguration {
 			WithPolicyTypes(networkingv1.PolicyTypeIngress).
 			WithIngress(networkingv1ac.NetworkPolicyIngressRule().
 				WithFrom(networkingv1ac.NetworkPolicyPeer().
-					WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{job.LabelManagedBy: job.ManagedBy}))).
+					WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{constants.LabelManagedBy: constants.ManagedBy}))).
 				WithPorts(networkingv1ac.NetworkPolicyPort().
 					WithProtocol(corev1.ProtocolTCP).
 					WithPort(intstr.FromString(amqpPortName)))))
@@ -157,7 +157,7 @@ func Labels(name string) map[string]string {
 	return map[string]string{
 		"app.kubernetes.io/name": "rabbitmq",
 		labelInstance:            name,
-		job.LabelManagedBy:       job.ManagedBy,
+		constants.LabelManagedBy: constants.ManagedBy,
 	}
 }
 

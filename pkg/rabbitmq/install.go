@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/podstatus"
 )
 
@@ -32,7 +32,9 @@ func (e *NotOursError) Error() string {
 }
 
 // ours tells whether the plugin made object; ofBroker, whether for the broker named name.
-func ours(object metav1.Object) bool { return object.GetLabels()[job.LabelManagedBy] == job.ManagedBy }
+func ours(object metav1.Object) bool {
+	return object.GetLabels()[constants.LabelManagedBy] == constants.ManagedBy
+}
 
 func ofBroker(object metav1.Object, name string) bool {
 	return ours(object) && object.GetLabels()[labelInstance] == name
@@ -95,7 +97,7 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 			client.CoreV1().Secrets(s.Namespace).Delete(background, s.Secret, metav1.DeleteOptions{})
 		}
 	}
-	options := metav1.ApplyOptions{FieldManager: job.FieldManager, Force: true}
+	options := metav1.ApplyOptions{FieldManager: constants.FieldManager, Force: true}
 	if _, err := services.Apply(ctx, objects.Service, options); err != nil {
 		undo()
 		return InstallResult{}, fmt.Errorf("create Service %s: %w", s.Service, err)

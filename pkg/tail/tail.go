@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/podstatus"
@@ -328,7 +329,7 @@ func (f *follower) podStarted(p *corev1.Pod) {
 	}
 	running := false
 	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name == job.ContainerName && (cs.State.Running != nil || cs.State.Terminated != nil) {
+		if cs.Name == constants.ContainerName && (cs.State.Running != nil || cs.State.Terminated != nil) {
 			running = true
 		}
 	}
@@ -346,7 +347,7 @@ func (f *follower) podStarted(p *corev1.Pod) {
 func resultOf(p *corev1.Pod) PodResult {
 	r := PodResult{Pod: p.Name, Succeeded: p.Status.Phase == corev1.PodSucceeded, Reason: p.Status.Reason}
 	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name != job.ContainerName || cs.State.Terminated == nil {
+		if cs.Name != constants.ContainerName || cs.State.Terminated == nil {
 			continue
 		}
 		t := cs.State.Terminated

@@ -16,6 +16,7 @@ import (
 	apitypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
@@ -32,7 +33,7 @@ func finishedPod(name string, succeeded bool, exitCode int32, message string) *c
 		Status: corev1.PodStatus{
 			Phase: phase,
 			ContainerStatuses: []corev1.ContainerStatus{{
-				Name: job.ContainerName,
+				Name: constants.ContainerName,
 				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
 					ExitCode: exitCode, Message: message, StartedAt: start, FinishedAt: metav1.NewTime(start.Add(1500 * time.Millisecond)),
 				}},
