@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=hack/lib.sh
 source hack/lib.sh
 hack/rabbitmq.sh start 3
-export WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url)"
+WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url)"
+export WORKQUEUE_TEST_AMQP_URL
 go test -run '^$' -bench . -benchtime 1x -timeout 30m ./test/bench/
 hack/bench-agent.sh

@@ -7,6 +7,7 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 fi
 
 # Everything built once and kept between runs (cluster parts, root filesystems).
+# shellcheck disable=SC2034 # used by the scripts that source this file
 WORKQUEUE_CACHE_ROOT=${WORKQUEUE_CACHE_DIR:-$HOME/.cache/kubectl-workqueue}
 
 # The Debian mirror for debootstrap: WORKQUEUE_DEBIAN_MIRROR, else the first one in the apt sources.

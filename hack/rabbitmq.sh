@@ -121,7 +121,8 @@ start4() {
 	chown "$(awk -F: '$1 == "rabbitmq" { print $3 ":" $4 }' "$ROOTFS4/etc/passwd")" "$STATE4/home"
 	local data=/var/lib/rabbitmq/mnesia
 	# A private mount namespace keeps /proc and the home mounted for the broker alone, and gone
-	# with it.
+	# with it. The single quotes are meant: the inner sh expands its own positional parameters.
+	# shellcheck disable=SC2016
 	setsid unshare --mount --propagation private -- sh -c '
 		mount -t proc proc "$1/proc" || exit 1
 		mount --bind "${10}" "$1/var/lib/rabbitmq" || exit 1

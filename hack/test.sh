@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (`make test`): on a fresh machine it installs and starts everything the
 # tests need, then runs every test.
-#   1. static checks: gofmt, go vet, go mod tidy
+#   1. static checks: gofmt, go vet, go mod tidy, shellcheck on every tracked shell script
 #   2. unit and integration tests against two real local brokers, RabbitMQ 3.10 and 4.0
 #      (hack/rabbitmq.sh)
 #   3. end-to-end tests that run the built binary as `kubectl workqueue ...` on a real cluster:
@@ -16,13 +16,20 @@ source hack/lib.sh
 step() { printf '\n=== %s\n' "$*" >&2; }
 
 step "static checks"
-unformatted=$(gofmt -l $(git ls-files '*.go'))
+mapfile -t go_files < <(git ls-files '*.go')
+unformatted=$(gofmt -l "${go_files[@]}")
 if [ -n "$unformatted" ]; then
   echo "gofmt would change: $unformatted" >&2
   exit 1
 fi
 go vet ./...
 go mod tidy -diff
+if ! command -v shellcheck >/dev/null; then
+  echo "installing shellcheck" >&2
+  apt_install shellcheck
+fi
+# --external-sources: follow the `# shellcheck source=` of each script, run from the repository's root.
+git ls-files -z '*.sh' | xargs -0 -r shellcheck --external-sources
 
 local_cluster=""
 if [ -z "${WORKQUEUE_E2E_KUBECONFIG:-}" ] && [ "$(id -u)" = 0 ] && [ "$(uname -s)" = Linux ]; then
@@ -49,17 +56,16 @@ WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url 4)" \
 	go test -count=1 ./pkg/queue ./pkg/agent ./pkg/plugin ./cmd/workqueue-agent
 
 step "end-to-end tests"
-started_cluster=""
 if [ -z "${WORKQUEUE_E2E_KUBECONFIG:-}" ]; then
   if [ -n "$local_cluster" ]; then
     if ! hack/localcluster/cluster.sh kubeconfig >/dev/null 2>&1; then
-      started_cluster=yes
       trap 'hack/localcluster/cluster.sh down || true' EXIT
     fi
     WORKQUEUE_E2E_KUBECONFIG="$(hack/localcluster/cluster.sh up | tail -n 1)"
     export WORKQUEUE_E2E_KUBECONFIG
     hack/localcluster/cluster.sh load-agent >&2
-    export WORKQUEUE_E2E_KUBECTL="$(hack/localcluster/cluster.sh kubectl-path)"
+    WORKQUEUE_E2E_KUBECTL="$(hack/localcluster/cluster.sh kubectl-path)"
+    export WORKQUEUE_E2E_KUBECTL
     export WORKQUEUE_E2E_AGENT_IMAGE=localhost/workqueue/agent:e2e
   else
     echo "no cluster: the end-to-end tests will report themselves skipped (need root on Linux, or WORKQUEUE_E2E_KUBECONFIG)" >&2
