@@ -41,6 +41,8 @@ readonly APT_PACKAGES=(etcd-server containerd runc containernetworking-plugins i
 	busybox-static conntrack iproute2 amqp-tools)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The Kubernetes objects that up applies, as files; see render_manifest.
+MANIFESTS=$HERE/manifests
 REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=hack/lib.sh
 source "$REPO/hack/lib.sh"
@@ -742,6 +744,22 @@ write_pki() {
 
 # ---------------------------------------------------------------- components
 
+# Prints the manifest file manifests/FILE with each placeholder @@NAME@@ replaced by the value of
+# the shell variable NAME, for each NAME given; dies if a placeholder is left.
+render_manifest() { # FILE NAME...
+	local file=$MANIFESTS/$1 text name
+	shift
+	text=$(<"$file")
+	for name in "$@"; do
+		# The quoted replacement is taken literally (no & or \ handling).
+		text=${text//"@@$name@@"/"${!name}"}
+	done
+	if [[ $text =~ @@[A-Za-z0-9_]+@@ ]]; then
+		die "$file: no value given for ${BASH_REMATCH[0]}"
+	fi
+	printf '%s\n' "$text"
+}
+
 kubectl_admin() { "$BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 kubectl_super() { "$BIN/kubectl" --kubeconfig "$KCFG/super-admin.conf" "$@"; }
 
@@ -823,153 +841,14 @@ node_ready() {
 # A policy on top of Pod Security: even a namespace relaxed by label cannot
 # run a hostNetwork pod, whose traffic would skip the FORWARD drop.
 apply_policies() {
-	kubectl_admin apply -f - >/dev/null <<'EOF'
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata:
-  name: workqueue-e2e-no-host-network
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-    - apiGroups: [""]
-      apiVersions: [v1]
-      operations: [CREATE, UPDATE]
-      resources: [pods]
-  validations:
-  - expression: "!has(object.spec.hostNetwork) || !object.spec.hostNetwork"
-    message: "hostNetwork pods are not allowed in the workqueue e2e cluster: their traffic could leave the machine"
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata:
-  name: workqueue-e2e-no-host-network
-spec:
-  policyName: workqueue-e2e-no-host-network
-  validationActions: [Deny]
-EOF
+	kubectl_admin apply -f "$MANIFESTS/no-host-network.yaml" >/dev/null
 }
 
 deploy_dns() {
 	log "deploying CoreDNS"
-	kubectl_admin apply -f - >/dev/null <<EOF
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: coredns
-  namespace: kube-system
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: system:coredns
-rules:
-- apiGroups: [""]
-  resources: [endpoints, services, pods, namespaces]
-  verbs: [list, watch]
-- apiGroups: [discovery.k8s.io]
-  resources: [endpointslices]
-  verbs: [list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: system:coredns
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: system:coredns
-subjects:
-- kind: ServiceAccount
-  name: coredns
-  namespace: kube-system
----
-# Cluster names only: no forward plugin, so other names get SERVFAIL and no
-# query ever leaves the cluster.
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: coredns
-  namespace: kube-system
-data:
-  Corefile: |
-    .:53 {
-        errors
-        health {
-            lameduck 5s
-        }
-        ready
-        kubernetes $CLUSTER_DOMAIN in-addr.arpa ip6.arpa {
-            pods insecure
-            fallthrough in-addr.arpa ip6.arpa
-            ttl 30
-        }
-        cache 30
-        reload
-        loadbalance
-    }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: coredns
-  namespace: kube-system
-  labels: {k8s-app: kube-dns}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {k8s-app: kube-dns}
-  template:
-    metadata:
-      labels: {k8s-app: kube-dns}
-    spec:
-      serviceAccountName: coredns
-      priorityClassName: system-cluster-critical
-      dnsPolicy: Default
-      containers:
-      - name: coredns
-        image: $IMG_COREDNS
-        imagePullPolicy: Never
-        args: [-conf, /etc/coredns/Corefile]
-        ports:
-        - {name: dns, containerPort: 53, protocol: UDP}
-        - {name: dns-tcp, containerPort: 53, protocol: TCP}
-        readinessProbe:
-          httpGet: {path: /ready, port: 8181}
-          periodSeconds: 1
-        livenessProbe:
-          httpGet: {path: /health, port: 8080}
-          initialDelaySeconds: 10
-        resources:
-          requests: {cpu: 50m, memory: 32Mi}
-          limits: {memory: 170Mi}
-        securityContext:
-          allowPrivilegeEscalation: false
-          capabilities:
-            add: [NET_BIND_SERVICE]
-            drop: [ALL]
-          readOnlyRootFilesystem: true
-        volumeMounts:
-        - {name: config, mountPath: /etc/coredns, readOnly: true}
-      volumes:
-      - name: config
-        configMap:
-          name: coredns
-          items: [{key: Corefile, path: Corefile}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: kube-dns
-  namespace: kube-system
-  labels: {k8s-app: kube-dns}
-spec:
-  clusterIP: $DNS_IP
-  selector: {k8s-app: kube-dns}
-  ports:
-  - {name: dns, port: 53, protocol: UDP}
-  - {name: dns-tcp, port: 53, protocol: TCP}
-EOF
+	local manifest
+	manifest=$(render_manifest coredns.yaml CLUSTER_DOMAIN IMG_COREDNS DNS_IP)
+	kubectl_admin apply -f - >/dev/null <<<"$manifest"
 	wait_for "CoreDNS ready" 120 kubectl_admin -n kube-system rollout status deployment/coredns --timeout=2s
 }
 
