@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -13,15 +12,16 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
+
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
 )
 
@@ -53,10 +53,10 @@ type BrokerInstallOptions struct {
 	Limits          string
 	Wait            bool
 	Timeout         time.Duration
-	DryRun          string
 
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
+	dryRun     workqueue.DryRun
 	spec       rabbitmq.Spec
 	getter     ClientGetter
 	genericiooptions.IOStreams
@@ -81,13 +81,20 @@ func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter
 		Limits:      defaultBrokerLimits,
 		Wait:        true,
 		Timeout:     5 * time.Minute,
-		DryRun:      "none",
 		PrintFlags:  genericclioptions.NewPrintFlags("applied").WithTypeSetter(scheme.Scheme),
 	}
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Deploy a single-node RabbitMQ in the namespace, with generated credentials",
-		Long:  `Deploy RabbitMQ as Kubernetes' work-queue example does (Service rabbitmq-service, StatefulSet rabbitmq), with what the example leaves out: a data volume, a readiness probe, resource limits RabbitMQ knows of, and a generated password in Secret ` + rabbitmq.CredentialsSecret + ` instead of guest:guest. fill, run, status and delete find it without flags. Running it again updates the broker and keeps its credentials; a running broker without a volume is not restarted, since its queues would go.`,
+		Long: longDesc(`
+			Deploy RabbitMQ as Kubernetes' work-queue example does (Service rabbitmq-service,
+			StatefulSet rabbitmq), with what the example leaves out: a data volume, a readiness
+			probe, resource limits RabbitMQ knows of, and a generated password in Secret
+			` + rabbitmq.CredentialsSecret + ` instead of guest:guest. fill, run, status and
+			delete find it without flags.
+
+			Running it again updates the broker and keeps its credentials; a running broker
+			without a volume is not restarted, since its queues would go.`),
 		Example: examples(`
 			# The broker for this namespace's queues, its data on a 1Gi volume
 			kubectl workqueue broker install
@@ -121,7 +128,7 @@ func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter
 	f.StringVar(&o.Limits, "limits", o.Limits, "Resource limits of the broker; RabbitMQ is told 80% of the memory limit is its to use")
 	f.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the broker accepts the credentials")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the broker")
-	f.StringVar(&o.DryRun, "dry-run", o.DryRun, `"client" prints the Service and StatefulSet without sending them; "server" has the API server check them`)
+	cmdutil.AddDryRunFlag(cmd)
 	o.PrintFlags.AddFlags(cmd)
 	return cmd
 }
@@ -132,9 +139,10 @@ func (o *BrokerInstallOptions) Complete(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if o.DryRun != "none" && !cmd.Flags().Changed("output") {
-		o.PrintFlags.Complete("%s (dry run)")
+	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
+		return err
 	}
+	cmdutil.PrintFlagsWithDryRunStrategy(o.PrintFlags, dryRunMessage(o.dryRun))
 	if o.printer, err = o.PrintFlags.ToPrinter(); err != nil {
 		return err
 	}
@@ -168,23 +176,10 @@ func (o *BrokerInstallOptions) Complete(cmd *cobra.Command) error {
 
 // Validate checks everything that can be checked before touching the cluster.
 func (o *BrokerInstallOptions) Validate() error {
-	switch o.DryRun {
-	case "none", "client", "server":
-	default:
-		return fmt.Errorf(`--dry-run must be "none", "client" or "server", not %q`, o.DryRun)
-	}
 	if err := validatePullPolicy(o.ImagePullPolicy); err != nil {
 		return err
 	}
 	return o.spec.Validate()
-}
-
-func validatePullPolicy(policy string) error {
-	switch corev1.PullPolicy(policy) {
-	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
-		return nil
-	}
-	return fmt.Errorf("--image-pull-policy %q is not Always, IfNotPresent or Never", policy)
 }
 
 // Run installs the broker and waits until it accepts the generated credentials.
@@ -193,7 +188,7 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.DryRun == "client" {
+	if o.dryRun == workqueue.DryRunClient {
 		fmt.Fprintf(o.ErrOut, "not shown: Secret %s, created with a generated password when it does not exist\n", rabbitmq.CredentialsSecret)
 		if err := o.printer.PrintObj(typed(objects.Service, &corev1.Service{}, corev1.SchemeGroupVersion.WithKind("Service")), o.Out); err != nil {
 			return err
@@ -209,7 +204,7 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.DryRun == "server" {
+	if o.dryRun == workqueue.DryRunServer {
 		return o.serverDryRun(ctx, client, objects)
 	}
 
@@ -311,20 +306,13 @@ func (o *BrokerInstallOptions) waitUntilServing(ctx context.Context, client kube
 	return nil
 }
 
-// typed turns an apply configuration into the typed object printers take.
-func typed[T runtime.Object](applyConfig any, object T, kind schema.GroupVersionKind) T {
-	data, _ := json.Marshal(applyConfig)
-	json.Unmarshal(data, object)
-	object.GetObjectKind().SetGroupVersionKind(kind)
-	return object
-}
-
 // BrokerUninstallOptions holds what `kubectl workqueue broker uninstall` needs.
 type BrokerUninstallOptions struct {
 	Name       string
 	Service    string
 	DeleteData bool
 
+	spec   rabbitmq.Spec
 	getter ClientGetter
 	genericiooptions.IOStreams
 }
@@ -343,6 +331,9 @@ func NewCmdBrokerUninstall(streams genericiooptions.IOStreams, getter ClientGett
 			kubectl workqueue broker uninstall --delete-data`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(); err != nil {
+				return err
+			}
 			return o.Run(cmd.Context())
 		},
 	}
@@ -352,18 +343,20 @@ func NewCmdBrokerUninstall(streams genericiooptions.IOStreams, getter ClientGett
 	return cmd
 }
 
+// Complete reads the namespace.
+func (o *BrokerUninstallOptions) Complete() error {
+	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
+	o.spec = rabbitmq.Spec{Namespace: namespace, Name: o.Name, Service: o.Service}.WithDefaults()
+	return err
+}
+
 // Run deletes what install made and says what it kept.
 func (o *BrokerUninstallOptions) Run(ctx context.Context) error {
-	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return err
-	}
 	client, err := o.getter.KubernetesClientSet()
 	if err != nil {
 		return err
 	}
-	spec := rabbitmq.Spec{Namespace: namespace, Name: o.Name, Service: o.Service}.WithDefaults()
-	result, err := rabbitmq.Uninstall(ctx, client, spec, o.DeleteData)
+	result, err := rabbitmq.Uninstall(ctx, client, o.spec, o.DeleteData)
 	for _, name := range result.Deleted {
 		fmt.Fprintf(o.Out, "%s deleted\n", name)
 	}
@@ -374,7 +367,7 @@ func (o *BrokerUninstallOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if len(result.Deleted) == 0 {
-		return fmt.Errorf("no broker installed by kubectl workqueue in namespace %s (StatefulSet %s, Service %s)", namespace, o.Name, o.Service)
+		return fmt.Errorf("no broker installed by kubectl workqueue in namespace %s (StatefulSet %s, Service %s)", o.spec.Namespace, o.Name, o.Service)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func TestBrokerInstallRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 		{[]string{"broker", "install", "--limits", "memory=lots"}, "not a quantity"},
 		{[]string{"broker", "install", "--requests", "memory=2Gi", "--limits", "memory=1Gi"}, "above its limit"},
 		{[]string{"broker", "install", "--image-pull-policy", "Sometimes"}, "--image-pull-policy"},
-		{[]string{"broker", "install", "--dry-run", "maybe"}, "--dry-run"},
+		{[]string{"broker", "install", "--dry-run=maybe"}, "--dry-run"},
 		{[]string{"broker", "install", "extra"}, "unknown command"},
 		{[]string{"broker", "instal"}, `unknown command "instal"`},
 	}

@@ -2,11 +2,9 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -143,198 +141,32 @@ func (o *FillOptions) Validate() error {
 	if len(o.Files) == 0 && len(o.Items) == 0 && o.stdinIsTTY() {
 		return errors.New("no items: pass --from-file FILE, --item ITEM, or pipe items on stdin")
 	}
-	stdinUses := 0
-	for _, f := range o.Files {
-		if f == "-" {
-			stdinUses++
-		}
-	}
-	if stdinUses > 1 {
-		return errors.New("--from-file - (stdin) can be given only once")
-	}
-	for i, item := range o.Items {
-		switch {
-		case item == "":
-			return fmt.Errorf("--item number %d is empty: an item needs at least one byte", i+1)
-		case o.JSONLines && !json.Valid([]byte(item)):
-			return fmt.Errorf("--item %q is not valid JSON (with --json-lines every item must be one JSON document)", item)
-		}
-	}
-	return nil
+	return o.inputSpec().Validate()
 }
 
-func (o *FillOptions) format() items.Format {
+func (o *FillOptions) inputSpec() items.InputSpec {
+	format := items.Lines
 	switch {
 	case o.Null:
-		return items.NULs
+		format = items.NULs
 	case o.JSONLines:
-		return items.JSONLines
+		format = items.JSONLines
 	}
-	return items.Lines
-}
-
-// inputs opens every input. Files are checked whole first (readable, well-formed, counted) so a
-// bad line fails the command before anything is published; stdin can only be checked as it streams.
-func (o *FillOptions) inputs() (named []items.Named, total int, totalKnown bool, closeAll func(), err error) {
-	var files []*os.File
-	closeAll = func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}
-	totalKnown = true
-	for _, item := range o.Items {
-		if len(item) > o.maxItemSize {
-			return nil, 0, false, closeAll, fmt.Errorf("--item %.20q...: longer than --max-item-size (%d bytes)", item, o.maxItemSize)
-		}
-	}
-	useStdin := len(o.Files) == 0 && len(o.Items) == 0
-	for _, name := range o.Files {
-		if name == "-" {
-			useStdin = true
-			continue
-		}
-		f, err := os.Open(name)
-		if err != nil {
-			closeAll()
-			return nil, 0, false, func() {}, fmt.Errorf("cannot read --from-file %s: %w", name, errors.Unwrap(err))
-		}
-		files = append(files, f)
-		count, err := countItems(o.format(), o.maxItemSize, name, f)
-		if err != nil {
-			closeAll()
-			return nil, 0, false, func() {}, err
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			// Not seekable (a named pipe): it can only be read once, as it streams.
-			closeAll()
-			return nil, 0, false, func() {}, fmt.Errorf("--from-file %s cannot be read twice; pipe it on stdin instead", name)
-		}
-		total += count
-	}
-	// Inputs in order: files as given (stdin where "-" stands), then stdin if nothing else.
-	fileIndex := 0
-	for _, name := range o.Files {
-		if name == "-" {
-			named = append(named, items.Named{Name: "stdin", Reader: o.In})
-			totalKnown = false
-			continue
-		}
-		named = append(named, items.Named{Name: name, Reader: files[fileIndex]})
-		fileIndex++
-	}
-	if useStdin && len(o.Files) == 0 {
-		named = append(named, items.Named{Name: "stdin", Reader: o.In})
-		totalKnown = false
-	}
-	return named, total + len(o.Items), totalKnown, closeAll, nil
-}
-
-func countItems(format items.Format, maxSize int, name string, r io.Reader) (int, error) {
-	reader := items.NewReader(format, maxSize, items.Named{Name: name, Reader: r})
-	n := 0
-	for {
-		_, err := reader.Next()
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		n++
-	}
-}
-
-// literalThenReader yields the --item values, then the items of the inputs.
-type literalThenReader struct {
-	literals []string
-	next     int
-	reader   *items.Reader
-}
-
-func (s *literalThenReader) Next() (items.Item, error) {
-	if s.next < len(s.literals) {
-		s.next++
-		return items.Item{Body: []byte(s.literals[s.next-1]), Source: "--item", Record: s.next}, nil
-	}
-	return s.reader.Next()
-}
-
-// interruptibleSource reads items ahead in a goroutine, so that Ctrl-C is noticed while stdin (a
-// pipe or a terminal) has nothing to give. Items read ahead are not lost when it stops: fill
-// reports what was confirmed, and --skip resumes from there.
-type interruptibleSource struct {
-	ctx   context.Context
-	ahead chan sourceResult
-}
-
-type sourceResult struct {
-	item items.Item
-	err  error
-}
-
-func newInterruptibleSource(ctx context.Context, src queue.Source) *interruptibleSource {
-	s := &interruptibleSource{ctx: ctx, ahead: make(chan sourceResult, 256)}
-	go func() {
-		for {
-			item, err := src.Next()
-			select {
-			case s.ahead <- sourceResult{item, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return s
-}
-
-func (s *interruptibleSource) Next() (items.Item, error) {
-	select {
-	case r := <-s.ahead:
-		return r.item, r.err
-	case <-s.ctx.Done():
-		return items.Item{}, errors.New("interrupted while waiting for input")
-	}
-}
-
-// peeked lets Run look at the first item before connecting, so empty input fails fast.
-type peeked struct {
-	first *items.Item
-	src   queue.Source
-}
-
-func (p *peeked) Next() (items.Item, error) {
-	if p.first != nil {
-		item := *p.first
-		p.first = nil
-		return item, nil
-	}
-	return p.src.Next()
+	return items.InputSpec{Format: format, MaxSize: o.maxItemSize, Literals: o.Items, Files: o.Files, Stdin: o.In}
 }
 
 // Run publishes the items and reports exactly what the broker confirmed.
 func (o *FillOptions) Run(ctx context.Context) error {
-	named, total, totalKnown, closeAll, err := o.inputs()
-	defer closeAll()
+	spec := o.inputSpec()
+	input, err := items.Open(ctx, spec)
 	if err != nil {
 		return err
 	}
-	reader := items.NewReader(o.format(), o.maxItemSize, named...)
-	var src queue.Source = &literalThenReader{literals: o.Items, reader: reader}
-	if !totalKnown {
-		src = newInterruptibleSource(ctx, src)
+	defer input.Close()
+	if err := input.Skip(o.Skip); err != nil {
+		return err
 	}
-	for skipped := 0; skipped < o.Skip; skipped++ {
-		if _, err := src.Next(); err == io.EOF {
-			return fmt.Errorf("--skip %d is more than the %d items in the input", o.Skip, skipped)
-		} else if err != nil {
-			return err
-		}
-	}
-	first, err := src.Next()
+	first, err := input.Next()
 	if err == io.EOF {
 		if o.AllowEmpty {
 			fmt.Fprintf(o.Out, "published 0 items to queue %s (the input is empty)\n", o.Queue)
@@ -344,9 +176,6 @@ func (o *FillOptions) Run(ctx context.Context) error {
 	}
 	if err != nil {
 		return err
-	}
-	if totalKnown {
-		total -= o.Skip
 	}
 
 	progress := o.ErrOut
@@ -375,9 +204,9 @@ func (o *FillOptions) Run(ctx context.Context) error {
 	}
 
 	var confirmed atomic.Int64
-	stopProgress := o.startProgress(&confirmed, total, totalKnown)
-	result, err := queue.Publish(ctx, b.Conn, o.Queue, &peeked{first: &first, src: src}, queue.PublishOptions{
-		ContentType: o.format().ContentType(),
+	stopProgress := o.startProgress(&confirmed, input.Total, input.TotalKnown)
+	result, err := queue.Publish(ctx, b.Conn, o.Queue, &items.Peeked{First: &first, Rest: input}, queue.PublishOptions{
+		ContentType: spec.Format.ContentType(),
 		Offset:      o.Skip,
 		Progress:    func(n int) { confirmed.Store(int64(n)) },
 	})
@@ -390,8 +219,8 @@ func (o *FillOptions) Run(ctx context.Context) error {
 		return o.describeFailure(result, err)
 	}
 	note := ""
-	if reader.Skipped > 0 {
-		note = fmt.Sprintf("; %d empty %s skipped", reader.Skipped, plural(reader.Skipped, "record"))
+	if empty := input.EmptyRecords(); empty > 0 {
+		note = fmt.Sprintf("; %d empty %s skipped", empty, plural(empty, "record"))
 	}
 	fmt.Fprintf(o.Out, "published %d %s to queue %s (all confirmed%s)\n", result.Confirmed, plural(result.Confirmed, "item"), o.Queue, note)
 	return nil
@@ -404,13 +233,6 @@ func (o *FillOptions) describeFailure(result queue.Result, cause error) error {
 		msg += fmt.Sprintf(" (the first %d in order)", result.Prefix)
 	}
 	return fmt.Errorf("%s; once the cause is fixed, resume with --skip %d (items after those may be sent twice, none is lost)", msg, resume)
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
 }
 
 // startProgress reports confirms on stderr: a bar on a terminal, a line every few seconds
@@ -466,26 +288,4 @@ func progressLine(done, total int, totalKnown bool, elapsed time.Duration) strin
 		eta = (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second).String()
 	}
 	return fmt.Sprintf("[%s%s] %d/%d items confirmed (%.0f/s, ETA %s)", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), done, total, rate, eta)
-}
-
-// examples indents an example block the way kubectl prints them.
-func examples(s string) string {
-	lines := strings.Split(strings.Trim(s, "\n"), "\n")
-	for i, line := range lines {
-		lines[i] = "  " + strings.TrimLeft(line, "\t")
-	}
-	return strings.Join(lines, "\n")
-}
-
-// exactArgs names the missing argument instead of cobra's "accepts 1 arg(s)".
-func exactArgs(name string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		switch {
-		case len(args) == 0:
-			return fmt.Errorf("%s is required: %s", name, cmd.UseLine())
-		case len(args) > 1:
-			return fmt.Errorf("only one %s is accepted, got %d arguments: %q (a command to run goes after --)", name, len(args), args)
-		}
-		return nil
-	}
 }

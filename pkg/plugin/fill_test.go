@@ -203,15 +203,6 @@ func TestFillChecksItemFlagsLikeLines(t *testing.T) {
 	})
 }
 
-func TestFollowUpCommandsNameTheJob(t *testing.T) {
-	if got := queueCommand("status", "q", "q", "--watch"); got != "kubectl workqueue status q --watch" {
-		t.Error(got)
-	}
-	if got := queueCommand("delete", "q", "resize"); got != "kubectl workqueue delete q --name resize" {
-		t.Error(got)
-	}
-}
-
 // Ctrl-C is noticed while fill waits on a stdin that gives nothing, as a FIFO or a producer in
 // another process group does.
 func TestFillStopsWaitingOnStdinWhenInterrupted(t *testing.T) {

@@ -68,14 +68,14 @@ func TestLogLinesOfAnyLength(t *testing.T) {
 	long := strings.Repeat("x", 3<<20)
 	var out bytes.Buffer
 	p := newPodPrinter(&out, io.Discard, false)
-	if err := copyLogLines(strings.NewReader("first\n"+long+"\nlast without newline"), "pod-a", p); err != nil {
+	if err := tail.CopyLines(strings.NewReader("first\n"+long+"\nlast without newline"), func(line string) { p.logLine("pod-a", line) }); err != nil {
 		t.Fatal(err)
 	}
 	want := "[pod-a] first\n[pod-a] " + long + "\n[pod-a] last without newline\n"
 	if out.String() != want {
 		t.Fatalf("printed %d bytes, want %d", out.Len(), len(want))
 	}
-	if err := copyLogLines(iotest.ErrReader(errors.New("stream reset")), "pod-a", p); err == nil || err.Error() != "stream reset" {
+	if err := tail.CopyLines(iotest.ErrReader(errors.New("stream reset")), func(line string) { p.logLine("pod-a", line) }); err == nil || err.Error() != "stream reset" {
 		t.Errorf("a broken stream: %v", err)
 	}
 }

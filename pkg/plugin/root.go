@@ -8,7 +8,6 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
@@ -94,10 +93,4 @@ func newVersionCommand(streams genericiooptions.IOStreams, version string) *cobr
 			fmt.Fprintf(streams.Out, "kubectl-workqueue %s %s/%s\n", version, runtime.GOOS, runtime.GOARCH)
 		},
 	}
-}
-
-// isTerminal tells whether a stream is a terminal, for progress bars and prompts.
-func isTerminal(stream any) bool {
-	f, ok := stream.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(f.Fd()))
 }

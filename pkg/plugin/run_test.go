@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
 )
 
 func TestRunDryRunClientPrintsTheJobWithoutSecrets(t *testing.T) {
@@ -69,7 +69,7 @@ func TestRunRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 		{[]string{"run", "job1", "--image", "i", "--env", "BROKER_URL=x"}, "BROKER_URL"},
 		{[]string{"run", "job1", "--image", "i", "--requests", "cpu=lots"}, "not a quantity"},
 		{[]string{"run", "job1", "--image", "i", "--image-pull-policy", "Sometimes"}, "--image-pull-policy"},
-		{[]string{"run", "job1", "--image", "i", "--dry-run", "maybe"}, "--dry-run"},
+		{[]string{"run", "job1", "--image", "i", "--dry-run=maybe"}, "--dry-run"},
 		{[]string{"run", "job1", "--image", "i", "--parallelism", "0"}, "parallelism"},
 		{[]string{"run", "job1", "extra", "--image", "i"}, "a command to run goes after --"},
 		{[]string{"run", "job1", "--image", "i", "--item-timeout", "5s"}, "timeout"},
@@ -84,13 +84,13 @@ func TestRunKeepsOffSecretsItDidNotMake(t *testing.T) {
 	if _, _, err := runCommand(t, newFakeGetter(), "", "fill", name, "--item", "x", "--broker-url", url, "-q"); err != nil {
 		t.Fatal(err)
 	}
-	credentials := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: CredentialsSecret, Namespace: "test-ns"},
+	credentials := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: rabbitmq.CredentialsSecret, Namespace: "test-ns"},
 		Data: map[string][]byte{"username": []byte("u"), "password": []byte("p")}}
 	getter := newFakeGetter(credentials)
 	if _, _, err := runCommand(t, getter, "", "run", name, "--name", "workqueue", "--image", "i", "--detach", "--broker-url", url, "--", "cat"); err != nil {
 		t.Fatal(err)
 	}
-	kept, err := getter.client.CoreV1().Secrets("test-ns").Get(context.Background(), CredentialsSecret, metav1.GetOptions{})
+	kept, err := getter.client.CoreV1().Secrets("test-ns").Get(context.Background(), rabbitmq.CredentialsSecret, metav1.GetOptions{})
 	if err != nil || len(kept.OwnerReferences) != 0 || string(kept.Data["password"]) != "p" {
 		t.Fatalf("the credentials Secret was touched: %+v, %v", kept, err)
 	}
@@ -127,15 +127,6 @@ func TestDefaultAgentImageMatchesReleasesOnly(t *testing.T) {
 }
 
 func TestStatusWatchCountsOnlyTheJobsOwnDeadLetters(t *testing.T) {
-	for annotation, want := range map[string]int{"": 0, "3": 3, "junk": 0, "-1": 0} {
-		j := &batchv1.Job{}
-		if annotation != "" {
-			j.Annotations = map[string]string{constants.AnnotationDeadLettersBefore: annotation}
-		}
-		if got := deadLettersBefore(j); got != want {
-			t.Errorf("annotation %q: %d, want %d", annotation, got, want)
-		}
-	}
 	url := brokerURL(t)
 	name := testQueue(t)
 	if _, _, err := runCommand(t, newFakeGetter(), "", "fill", name, "--item", "x", "--broker-url", url, "-q"); err != nil {

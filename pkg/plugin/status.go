@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
 )
 
 // StatusOptions holds what `kubectl workqueue status` needs.
@@ -43,16 +42,10 @@ func NewCmdStatus(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 			kubectl workqueue status job1 --watch`),
 		Args: exactArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Queue = args[0]
-			if o.Name == "" {
-				o.Name = o.Queue
-			}
-			namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
-			if err != nil {
+			if err := o.Complete(args); err != nil {
 				return err
 			}
-			o.namespace = namespace
-			if err := queue.ValidateName(o.Queue); err != nil {
+			if err := o.Validate(); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())
@@ -63,6 +56,25 @@ func NewCmdStatus(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 	cmd.Flags().BoolVar(&o.Logs, "logs", false, "With --watch, stream the pods' logs")
 	o.broker.addFlags(cmd)
 	return cmd
+}
+
+// Complete reads the queue and the namespace.
+func (o *StatusOptions) Complete(args []string) error {
+	o.Queue = args[0]
+	if o.Name == "" {
+		o.Name = o.Queue
+	}
+	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
+	o.namespace = namespace
+	return err
+}
+
+// Validate checks the queue's name.
+func (o *StatusOptions) Validate() error {
+	if o.Logs && !o.Watch {
+		return errors.New("--logs streams the pods' logs while following the Job: add --watch")
+	}
+	return queue.ValidateName(o.Queue)
 }
 
 // Run prints the queue and the Job, or follows the Job with --watch.
@@ -84,78 +96,42 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 		}
 		w := &jobWatcher{job: o.Name, queue: o.Queue, namespace: o.namespace, logs: o.Logs,
 			broker: o.broker, getter: o.getter, tty: o.stderrTTY(), IOStreams: o.IOStreams}
-		return w.follow(ctx, client, queueState{ready: -1, failedBefore: deadLettersBefore(j)})
+		return w.follow(ctx, client, workqueue.QueueState{Ready: -1, DeadLetters: workqueue.DeadLettersBefore(j)})
 	}
 
-	b, brokerErr := o.broker.connect(ctx, o.getter, o.namespace, io.Discard)
-	if brokerErr == nil {
-		defer b.Close()
-		state, err := inspectQueue(b, o.Queue)
-		switch {
-		case err != nil:
-			fmt.Fprintf(o.Out, "Queue %s: %v\n", o.Queue, err)
-		default:
-			failed := "no dead-letter queue"
-			if state.failedBefore >= 0 {
-				failed = fmt.Sprintf("%d in %s", state.failedBefore, queue.DeadLetterName(o.Queue))
-			}
-			fmt.Fprintf(o.Out, "Queue %s: %d ready, %s\n", o.Queue, state.ready, failed)
-		}
-	} else {
-		fmt.Fprintf(o.Out, "Queue %s: cannot reach the broker: %v\n", o.Queue, brokerErr)
-	}
-
-	if j == nil {
-		fmt.Fprintf(o.Out, "Job %s: none (start one with `kubectl workqueue run %s --image IMAGE`)\n", o.Name, o.Queue)
-	} else {
-		fmt.Fprintf(o.Out, "Job %s: %s\n", o.Name, describeJobStatus(j))
-	}
+	brokerErr := o.printQueue(ctx)
+	o.printJob(j)
 	if brokerErr != nil {
 		return errors.New("the broker could not be reached")
 	}
 	return nil
 }
 
-func describeJobStatus(j *batchv1.Job) string {
-	state := "Running"
-	for _, c := range j.Status.Conditions {
-		if c.Status != "True" {
-			continue
-		}
-		switch c.Type {
-		case batchv1.JobComplete:
-			state = "Complete"
-		case batchv1.JobFailed:
-			state = "Failed (" + c.Reason + ": " + c.Message + ")"
-		case batchv1.JobSuspended:
-			state = "Suspended"
-		}
+// printQueue prints the queue's line; it returns an error only when the broker is unreachable.
+func (o *StatusOptions) printQueue(ctx context.Context) error {
+	b, err := o.broker.connect(ctx, o.getter, o.namespace, io.Discard)
+	if err != nil {
+		fmt.Fprintf(o.Out, "Queue %s: cannot reach the broker: %v\n", o.Queue, err)
+		return err
 	}
-	completions := "none (drain)"
-	if j.Spec.Completions != nil {
-		completions = fmt.Sprint(*j.Spec.Completions)
+	defer b.Close()
+	state, err := workqueue.ReadQueue(b.Conn, o.Queue, b.Via)
+	if err != nil {
+		fmt.Fprintf(o.Out, "Queue %s: %v\n", o.Queue, err)
+		return nil
 	}
-	age := ""
-	if j.Status.StartTime != nil {
-		age = fmt.Sprintf(", started %s ago", time.Since(j.Status.StartTime.Time).Round(time.Second))
+	failed := "no dead-letter queue"
+	if state.DeadLetters >= 0 {
+		failed = fmt.Sprintf("%d in %s", state.DeadLetters, queue.DeadLetterName(o.Queue))
 	}
-	return fmt.Sprintf("%s; pods %d active, %d succeeded, %d failed; completions %s, parallelism %d%s",
-		state, j.Status.Active, j.Status.Succeeded, j.Status.Failed, completions, ptrOr(j.Spec.Parallelism, 1), age)
+	fmt.Fprintf(o.Out, "Queue %s: %d ready, %s\n", o.Queue, state.Ready, failed)
+	return nil
 }
 
-func ptrOr(p *int32, fallback int32) int32 {
-	if p == nil {
-		return fallback
+func (o *StatusOptions) printJob(j *batchv1.Job) {
+	if j == nil {
+		fmt.Fprintf(o.Out, "Job %s: none (start one with `kubectl workqueue run %s --image IMAGE`)\n", o.Name, o.Queue)
+		return
 	}
-	return *p
-}
-
-// deadLettersBefore is what QUEUE.failed held when run made the Job; for a Job made otherwise,
-// every dead letter counts as this Job's.
-func deadLettersBefore(j *batchv1.Job) int {
-	n, err := strconv.Atoi(j.Annotations[constants.AnnotationDeadLettersBefore])
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
+	fmt.Fprintf(o.Out, "Job %s: %s\n", o.Name, workqueue.DescribeJob(j, time.Now()))
 }

@@ -1,0 +1,179 @@
+package workqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
+)
+
+// DryRun says whether a launch sends the Job.
+type DryRun int
+
+const (
+	DryRunNone   DryRun = iota
+	DryRunClient        // build the Job, send nothing
+	DryRunServer        // have the API server check the Job without persisting it
+)
+
+// LaunchRequest is what Launch needs besides the cluster.
+type LaunchRequest struct {
+	// Spec is the Job to make; its Completions is set by Launch.
+	Spec job.Spec
+	// Completions is how many pods must succeed in mode one; below 0, the queue's ready items.
+	Completions int32
+	// AllowEmpty launches even when that count is 0.
+	AllowEmpty bool
+	// Replace deletes a finished Job of the same name first.
+	Replace bool
+	DryRun  DryRun
+	// ReadQueue reads the queue from the broker; Launch calls it only when it needs to.
+	ReadQueue func(ctx context.Context) (QueueState, error)
+	// PodURL returns the URL the pods reach the broker with.
+	PodURL func(ctx context.Context) (string, error)
+	// Notice hears of a choice Launch made for the user (running as non-root); may be nil.
+	Notice func(string)
+}
+
+// Launched says what Launch made.
+type Launched struct {
+	Spec  job.Spec   // as launched, with Completions set in mode one
+	State QueueState // the queue when the Job was made; UnknownQueueState when not read
+	// Apply is the Job as built; with DryRunClient it is all there is.
+	Apply *batchv1ac.JobApplyConfiguration
+	// Job is the created Job, or the API server's answer to a server dry run.
+	Job *batchv1.Job
+}
+
+// Launch makes the Job for a queue: it refuses a Job of that name that still runs (and one that
+// finished, unless Replace), sizes completions from the queue, and applies the Secret with the
+// pods' BROKER_URL and the Job by server-side apply, the Job owning the Secret.
+func Launch(ctx context.Context, client kubernetes.Interface, req LaunchRequest) (Launched, error) {
+	spec := req.Spec
+	existing, err := existingJob(ctx, client, spec, req.Replace)
+	if err != nil {
+		return Launched{}, err
+	}
+	if spec.RunAsUser == nil && req.DryRun != DryRunClient && enforcesRestricted(ctx, client, spec.Namespace) {
+		// Admission would refuse every pod that may run as root; asking for non-root instead
+		// admits them, and an image whose user is root is then named by the kubelet.
+		spec.RunAsNonRoot = true
+		if req.Notice != nil {
+			req.Notice(fmt.Sprintf("namespace %s enforces the restricted Pod Security Standard: the worker runs as non-root (an image whose user is root needs --run-as-user UID)", spec.Namespace))
+		}
+	}
+
+	state := UnknownQueueState
+	countQueue := spec.Mode == constants.ModeOne && req.Completions < 0
+	if req.DryRun != DryRunClient || countQueue {
+		if state, err = req.ReadQueue(ctx); err != nil {
+			return Launched{}, err
+		}
+		if state.DeadLetters >= 0 {
+			spec.DeadLettersBefore = &state.DeadLetters
+		}
+	}
+	if spec.Mode == constants.ModeOne {
+		completions := req.Completions
+		if completions < 0 {
+			completions = int32(state.Ready)
+		}
+		if completions == 0 && !req.AllowEmpty {
+			return Launched{}, fmt.Errorf("queue %s has no ready items: fill it first with `kubectl workqueue fill %s`, or pass --allow-empty", spec.Queue, spec.Queue)
+		}
+		spec.Completions = &completions
+	}
+	apply, err := job.Build(spec)
+	if err != nil {
+		return Launched{}, OneLine(err)
+	}
+	launched := Launched{Spec: spec, State: state, Apply: apply}
+	switch req.DryRun {
+	case DryRunClient:
+		return launched, nil
+	case DryRunServer:
+		options := metav1.ApplyOptions{FieldManager: constants.FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}}
+		if launched.Job, err = client.BatchV1().Jobs(spec.Namespace).Apply(ctx, apply, options); err != nil {
+			return Launched{}, fmt.Errorf("the API server rejected the Job: %w", err)
+		}
+		return launched, nil
+	}
+
+	if existing != nil {
+		if _, err := DeleteJobAndWait(ctx, client, spec.Namespace, existing.Name); err != nil {
+			return Launched{}, fmt.Errorf("replace the finished Job: %w", err)
+		}
+	}
+	podURL, err := req.PodURL(ctx)
+	if err != nil {
+		return Launched{}, err
+	}
+	if launched.Job, err = applyWithSecret(ctx, client, spec.Namespace, spec.Name, podURL, apply); err != nil {
+		return Launched{}, err
+	}
+	return launched, nil
+}
+
+// existingJob returns a finished Job of the name that may be replaced, nil for none, or why a
+// new one cannot be made.
+func existingJob(ctx context.Context, client kubernetes.Interface, spec job.Spec, replace bool) (*batchv1.Job, error) {
+	existing, err := client.BatchV1().Jobs(spec.Namespace).Get(ctx, spec.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("look for an existing Job %s: %w", spec.Name, err)
+	case !Finished(existing):
+		return nil, fmt.Errorf("Job %s is still running: follow it with `%s`, or delete it with `%s`", spec.Name, Command("status", spec.Queue, spec.Name, "--watch"), Command("delete", spec.Queue, spec.Name, "--keep-queue"))
+	case !replace:
+		return nil, fmt.Errorf("Job %s already exists and has finished: pass --replace to run it again", spec.Name)
+	}
+	return existing, nil
+}
+
+// Finished tells whether a Job completed or failed.
+func Finished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// enforcesRestricted tells whether the namespace's Pod Security admission enforces the
+// "restricted" level. A caller who may not read the namespace learns nothing here; admission
+// still reports what it refuses, as a FailedCreate that run reports.
+func enforcesRestricted(ctx context.Context, client kubernetes.Interface, namespace string) bool {
+	ns, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	return err == nil && ns.Labels["pod-security.kubernetes.io/enforce"] == "restricted"
+}
+
+// OneLine joins a Spec's problems: a command line gets one line.
+func OneLine(err error) error {
+	var invalid *job.InvalidSpecError
+	if errors.As(err, &invalid) {
+		return errors.New(strings.Join(invalid.Problems, "; "))
+	}
+	return err
+}
+
+// Command spells a follow-up command for the user, with --name when the Job is not named after
+// its queue.
+func Command(verb, queueName, jobName string, flags ...string) string {
+	parts := []string{"kubectl workqueue", verb, queueName}
+	if jobName != queueName {
+		parts = append(parts, "--name", jobName)
+	}
+	return strings.Join(append(parts, flags...), " ")
+}
