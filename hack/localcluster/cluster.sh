@@ -1056,10 +1056,11 @@ cmd_status() {
 	done
 }
 
-# One up/down/load-agent at a time per checkout: lock this script file
-# itself, which leaves nothing behind on the machine.
+# One up/down/load-agent/build at a time on the machine, whichever checkout
+# runs it: every checkout shares the state directory, so the lock sits beside
+# it (not in it: down removes the directory).
 take_lock() {
-	exec 9<"${BASH_SOURCE[0]}"
+	exec 9>"$STATE.lock"
 	if ! flock -n 9; then
 		log "another cluster.sh up/down/load-agent is running; waiting for it"
 		flock 9
