@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -49,16 +48,6 @@ func main() {
 	if err == nil {
 		return
 	}
-	var exit *plugin.ExitError
-	if errors.As(err, &exit) {
-		if exit.Message != "" {
-			fmt.Fprintln(os.Stderr, "error: "+exit.Message)
-		}
-		os.Exit(exit.Code)
-	}
 	fmt.Fprintln(os.Stderr, "error: "+err.Error())
-	if interrupted {
-		os.Exit(130)
-	}
-	os.Exit(1)
+	os.Exit(plugin.ExitCode(err, interrupted))
 }

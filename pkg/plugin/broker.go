@@ -44,7 +44,7 @@ func (f *brokerFlags) addFlags(cmd *cobra.Command) {
 				return err
 			}
 		}
-		return f.completeURL()
+		return badInput(f.completeURL())
 	}
 }
 
@@ -92,7 +92,10 @@ func (f *brokerFlags) connect(ctx context.Context, getter ClientGetter, namespac
 	b, err := rabbitmq.Connect(ctx, client, config, f.target(namespace), progress)
 	var timeout *queue.TimeoutError
 	if errors.As(err, &timeout) {
-		return nil, fmt.Errorf("%w; --broker-timeout waits longer", err)
+		err = fmt.Errorf("%w; --broker-timeout waits longer", err)
 	}
-	return b, err
+	if err != nil {
+		return nil, withExitCode(ExitUnreachable, err)
+	}
+	return b, nil
 }

@@ -106,13 +106,7 @@ func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter
 			kubectl workqueue broker install --dry-run=client -o yaml`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
+			return completeValidateRun(func() error { return o.Complete(cmd) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	f := cmd.Flags()
@@ -331,10 +325,7 @@ func NewCmdBrokerUninstall(streams genericiooptions.IOStreams, getter ClientGett
 			kubectl workqueue broker uninstall --delete-data`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
+			return completeValidateRun(o.Complete, func() error { return nil }, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	cmd.Flags().StringVar(&o.Name, "name", o.Name, "The StatefulSet's name, as given to install")

@@ -38,13 +38,7 @@ func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 			kubectl workqueue delete job1 --keep-queue`),
 		Args: exactArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
+			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	cmd.Flags().StringVar(&o.Name, "name", "", "The Job's name (default: the queue's name)")

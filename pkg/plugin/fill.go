@@ -76,13 +76,7 @@ func NewCmdFill(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 		Example: fillExample,
 		Args:    exactArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
+			return completeValidateRun(func() error { return o.Complete(cmd, args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	f := cmd.Flags()
@@ -160,11 +154,11 @@ func (o *FillOptions) Run(ctx context.Context) error {
 	spec := o.inputSpec()
 	input, err := items.Open(ctx, spec)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	defer input.Close()
 	if err := input.Skip(o.Skip); err != nil {
-		return err
+		return badInput(err)
 	}
 	first, err := input.Next()
 	if err == io.EOF {
@@ -172,10 +166,10 @@ func (o *FillOptions) Run(ctx context.Context) error {
 			fmt.Fprintf(o.Out, "published 0 items to queue %s (the input is empty)\n", o.Queue)
 			return nil
 		}
-		return errors.New("no items to publish: the input is empty (pass --allow-empty to accept that)")
+		return badInput(errors.New("no items to publish: the input is empty (pass --allow-empty to accept that)"))
 	}
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 
 	progress := o.ErrOut

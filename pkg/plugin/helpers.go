@@ -28,9 +28,9 @@ func exactArgs(name string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		switch {
 		case len(args) == 0:
-			return fmt.Errorf("%s is required: %s", name, cmd.UseLine())
+			return badInput(fmt.Errorf("%s is required: %s", name, cmd.UseLine()))
 		case len(args) > 1:
-			return fmt.Errorf("only one %s is accepted, got %d arguments: %q (a command to run goes after --)", name, len(args), args)
+			return badInput(fmt.Errorf("only one %s is accepted, got %d arguments: %q (a command to run goes after --)", name, len(args), args))
 		}
 		return nil
 	}

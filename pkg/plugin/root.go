@@ -17,14 +17,6 @@ import (
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 )
 
-// ExitError carries an exit code other than 1 up to main.
-type ExitError struct {
-	Code    int
-	Message string
-}
-
-func (e *ExitError) Error() string { return e.Message }
-
 // ClientGetter is what commands need from the cluster; tests give them a fake one.
 type ClientGetter interface {
 	genericclioptions.RESTClientGetter
@@ -70,6 +62,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
 	if configFlags != nil {
 		configFlags.AddFlags(root.PersistentFlags())
 	}

@@ -113,13 +113,7 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 			The exit code is 0 only when every item was processed.`),
 		Example: runExample,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
+			return completeValidateRun(func() error { return o.Complete(cmd, args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	f := cmd.Flags()

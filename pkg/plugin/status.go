@@ -42,13 +42,7 @@ func NewCmdStatus(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 			kubectl workqueue status job1 --watch`),
 		Args: exactArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
+			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	cmd.Flags().StringVar(&o.Name, "name", "", "The Job's name (default: the queue's name)")
@@ -102,7 +96,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	brokerErr := o.printQueue(ctx)
 	o.printJob(j)
 	if brokerErr != nil {
-		return errors.New("the broker could not be reached")
+		return withExitCode(ExitUnreachable, errors.New("the broker could not be reached"))
 	}
 	return nil
 }

@@ -83,6 +83,9 @@ func expectRejections(t *testing.T, cases []rejection) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: want one line containing %q, got %v", tc.args, tc.want, err)
 		}
+		if code := ExitCode(err, false); err != nil && code != ExitBadInput {
+			t.Errorf("%v: exit code %d, want %d (bad input)", tc.args, code, ExitBadInput)
+		}
 		if n := len(getter.client.Actions()); n != 0 {
 			t.Errorf("%v: bad input reached the cluster (%d calls)", tc.args, n)
 		}

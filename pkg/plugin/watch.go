@@ -56,7 +56,7 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, be
 	}
 	var cannotStart *tail.PodsCannotStartError
 	if errors.As(err, &cannotStart) {
-		return fmt.Errorf("the Job's pods cannot start (%s); Job %s is left as it is: remove it with `%s` (the items stay), fix the cause and run again", cannotStart.Problem, o.job, workqueue.Command("delete", o.queue, o.job, "--keep-queue"))
+		return withExitCode(ExitJobFailed, fmt.Errorf("the Job's pods cannot start (%s); Job %s is left as it is: remove it with `%s` (the items stay), fix the cause and run again", cannotStart.Problem, o.job, workqueue.Command("delete", o.queue, o.job, "--keep-queue")))
 	}
 	if err != nil {
 		return err
@@ -73,10 +73,24 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, be
 	report := workqueue.Assess(o.job, o.queue, summary, before, after, afterErr)
 	printReport(o.Out, report)
 	if !report.OK() {
-		return &ExitError{Code: 1, Message: strings.Join(report.Problems, "; ")}
+		return &ExitError{Code: reportExitCode(report), Err: errors.New(strings.Join(report.Problems, "; "))}
 	}
 	fmt.Fprintf(o.Out, "all items of queue %s processed\n", o.queue)
 	return nil
+}
+
+// reportExitCode tells failed items from a Job that failed otherwise: items that failed every
+// attempt usually are why a Job fails, so they come first.
+func reportExitCode(r workqueue.Report) int {
+	switch {
+	case r.DeadLettered > 0 || r.Left > 0:
+		return ExitItemsFailed
+	case r.Summary.Failed:
+		return ExitJobFailed
+	case r.QueueError != nil:
+		return ExitUnreachable
+	}
+	return ExitFailed
 }
 
 func printReport(w io.Writer, r workqueue.Report) {

@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -172,6 +173,18 @@ func (c *cluster) workqueue(stdin string, args ...string) string {
 		c.t.Fatalf("kubectl workqueue %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
+}
+
+// exitCode is the exit code of a command that ran, 0 for none.
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
 
 // deployBroker applies the seed's Service and StatefulSet, with RabbitMQ 4, and waits for the

@@ -53,14 +53,16 @@ func TestFillErrorsAreOneLineAndNameTheFix(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
+		code int // 2 bad input, 5 broker unreachable
 	}{
-		{[]string{"fill", "job1", "--item", "a"}, `service "rabbitmq-service" not found`},
-		{[]string{"fill", "job1", "--item", "a", "--service", "nope"}, `pass --service NAME`},
-		{[]string{"fill", "amq.bad", "--item", "a"}, `reserves`},
+		{[]string{"fill", "job1", "--item", "a"}, `service "rabbitmq-service" not found`, 5},
+		{[]string{"fill", "job1", "--item", "a", "--service", "nope"}, `pass --service NAME`, 5},
+		{[]string{"fill", "amq.bad", "--item", "a"}, `reserves`, 2},
+		{[]string{"fill", "job1", "--frobnicate"}, `unknown flag`, 2},
 	} {
 		_, stderr, err := c.run(context.Background(), "", append([]string{"workqueue"}, tc.args...)...)
-		if err == nil || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
-			t.Errorf("%v: err %v, stderr %q (want one line containing %q)", tc.args, err, stderr, tc.want)
+		if exitCode(err) != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d (%v), stderr %q (want exit %d and one line containing %q)", tc.args, exitCode(err), err, stderr, tc.code, tc.want)
 		}
 	}
 }

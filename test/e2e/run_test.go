@@ -146,8 +146,8 @@ func testRunFailingItemIsDeadLetteredAndNamed(t *testing.T, brokerImage string) 
 	c.fillItems("fails", []string{"good-1", "poison", "good-2"})
 	out, err := c.runWorkqueue("fails", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
 		"--", "sh", "-c", `read item; echo "attempt $WORKQUEUE_ATTEMPT of $item"; [ "$item" != poison ]`)
-	if err == nil {
-		t.Fatal("run exited 0 although an item failed every attempt")
+	if code := exitCode(err); code != 3 {
+		t.Fatalf("run exited %d (%v), want 3: an item failed every attempt", code, err)
 	}
 	for _, want := range []string{"fails.failed", `"poison"`, "1 item failed every attempt"} {
 		if !strings.Contains(out, want) {
@@ -257,8 +257,8 @@ func TestRunStopsWhenPodsCannotStart(t *testing.T) {
 	c.fillItems("stuck", []string{"a"})
 	out, err := c.runWorkqueue("stuck", "--image", "localhost/workqueue/no-such-image:1", "--image-pull-policy", "Never",
 		"--agent-image", agentImage, "--", "cat")
-	if err == nil {
-		t.Fatal("run succeeded with an image that is not there")
+	if code := exitCode(err); code != 4 {
+		t.Fatalf("run exited %d (%v) with an image that is not there, want 4 (the Job failed, not its items)", code, err)
 	}
 	if !strings.Contains(out, "ErrImageNeverPull") || !strings.Contains(out, "kubectl workqueue delete stuck --keep-queue") {
 		t.Fatalf("run did not say why its pods cannot start:\n%s", out)
