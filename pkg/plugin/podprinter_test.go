@@ -2,11 +2,8 @@ package plugin
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
@@ -64,18 +61,3 @@ func TestPodPrinterKeepsTheProgressLineBelowPodLines(t *testing.T) {
 
 // A log line of any length is printed whole; one over bufio.Scanner's limit used to end the
 // pod's stream without a word.
-func TestLogLinesOfAnyLength(t *testing.T) {
-	long := strings.Repeat("x", 3<<20)
-	var out bytes.Buffer
-	p := newPodPrinter(&out, io.Discard, false)
-	if err := tail.CopyLines(strings.NewReader("first\n"+long+"\nlast without newline"), func(line string) { p.logLine("pod-a", line) }); err != nil {
-		t.Fatal(err)
-	}
-	want := "[pod-a] first\n[pod-a] " + long + "\n[pod-a] last without newline\n"
-	if out.String() != want {
-		t.Fatalf("printed %d bytes, want %d", out.Len(), len(want))
-	}
-	if err := tail.CopyLines(iotest.ErrReader(errors.New("stream reset")), func(line string) { p.logLine("pod-a", line) }); err == nil || err.Error() != "stream reset" {
-		t.Errorf("a broken stream: %v", err)
-	}
-}

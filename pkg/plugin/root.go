@@ -72,6 +72,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		NewCmdRun(streams, getter, version),
 		NewCmdStatus(streams, getter),
 		NewCmdDelete(streams, getter),
+		NewCmdLogs(streams, getter),
 		NewCmdBroker(streams, getter),
 	)
 	return root

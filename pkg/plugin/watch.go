@@ -41,7 +41,7 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, be
 			logs.Add(1)
 			go func() {
 				defer logs.Done()
-				err := tail.StreamLog(ctx, client, o.namespace, pod, constants.ContainerName, func(line string) { printer.logLine(pod, line) })
+				err := tail.StreamLog(ctx, client, o.namespace, pod, tail.LogOptions{Container: constants.ContainerName, Follow: true, Tail: -1}, func(line string) { printer.logLine(pod, line) })
 				if err != nil && ctx.Err() == nil {
 					printer.logLine(pod, "("+err.Error()+")")
 				}
