@@ -3,6 +3,7 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
 )
@@ -59,6 +61,26 @@ func dryRunMessage(strategy workqueue.DryRun) cmdutil.DryRunStrategy {
 		return cmdutil.DryRunServer
 	}
 	return cmdutil.DryRunNone
+}
+
+// printDocument prints one of our documents (a report, a status) as JSON or YAML.
+func printDocument(w io.Writer, format string, document any) error {
+	var data []byte
+	var err error
+	switch format {
+	case "json":
+		data, err = json.MarshalIndent(document, "", "    ")
+		data = append(data, '\n')
+	case "yaml":
+		data, err = yaml.Marshal(document)
+	default:
+		return badInput(fmt.Errorf("-o %s: this prints json or yaml", format))
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
 }
 
 // typed turns an apply configuration into the typed object printers take.

@@ -110,7 +110,9 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 			and finally moved to QUEUE.failed. Without a COMMAND, the image's own entrypoint runs
 			with BROKER_URL and QUEUE set, as in Kubernetes' work-queue example.
 
-			The exit code is 0 only when every item was processed.`),
+			The exit code is 0 only when every item was processed (see the README for the others).
+			With -o json or -o yaml, the final report is one document on stdout and everything
+			else goes to stderr; with --dry-run or --detach, -o prints the Job instead.`),
 		Example: runExample,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(cmd, args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
@@ -134,7 +136,7 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 	f.DurationVar(&o.ItemTimeout, "item-timeout", 0, "Stop the command and retry the item when one item takes longer than this (needs a COMMAND)")
 	f.StringVar(&o.AgentImage, "agent-image", o.AgentImage, "The image that holds the agent, copied into the pod by an init container (with a COMMAND)")
 	f.BoolVar(&o.Replace, "replace", false, "Replace a finished Job of the same name")
-	f.BoolVarP(&o.Detach, "detach", "d", false, "Return once the Job is created, without following it")
+	f.BoolVarP(&o.Detach, "detach", "d", false, "Return once the Job is created, without following it (-o then prints the Job)")
 	f.BoolVar(&o.Logs, "logs", false, "Stream the pods' logs, each line prefixed with its pod's name")
 	cmdutil.AddDryRunFlag(cmd)
 	o.PrintFlags.AddFlags(cmd)
@@ -228,6 +230,9 @@ func (o *RunOptions) Validate() error {
 	if err := validatePullPolicy(o.ImagePullPolicy); err != nil {
 		return err
 	}
+	if format := o.reportFormat(); format != "" && format != "json" && format != "yaml" {
+		return fmt.Errorf("-o %s: a followed run prints its report as -o json or -o yaml (other formats print the Job, with --dry-run or --detach)", format)
+	}
 	// The Job's own checks, with a stand-in count until the queue is read.
 	probe := o.spec
 	if probe.Mode == constants.ModeOne {
@@ -263,11 +268,14 @@ func (o *RunOptions) Run(ctx context.Context) error {
 	case workqueue.DryRunServer:
 		return o.printer.PrintObj(launched.Job, o.Out)
 	}
-	if o.PrintFlags.OutputFlagSpecified() {
+	switch {
+	case o.Detach && o.PrintFlags.OutputFlagSpecified():
 		if err := o.printer.PrintObj(launched.Job, o.Out); err != nil {
 			return err
 		}
-	} else {
+	case o.reportFormat() != "":
+		fmt.Fprintf(o.ErrOut, "job.batch/%s created: %s\n", launched.Job.Name, describeLaunch(launched))
+	default:
 		fmt.Fprintf(o.Out, "job.batch/%s created: %s\n", launched.Job.Name, describeLaunch(launched))
 	}
 	if o.Detach {
@@ -286,9 +294,18 @@ func (o *RunOptions) readQueue(ctx context.Context) (workqueue.QueueState, error
 	return workqueue.ReadQueue(b.Conn, o.Queue, b.Via)
 }
 
+// reportFormat is the format of the final report document: -o json or yaml on a run that is
+// followed to its end; "" for the report as text. With --dry-run or --detach, -o prints the Job.
+func (o *RunOptions) reportFormat() string {
+	if o.dryRun != workqueue.DryRunNone || o.Detach || !o.PrintFlags.OutputFlagSpecified() {
+		return ""
+	}
+	return *o.PrintFlags.OutputFormat
+}
+
 func (o *RunOptions) watcher() *jobWatcher {
 	return &jobWatcher{
-		job: o.spec.Name, queue: o.Queue, namespace: o.namespace, logs: o.Logs,
+		job: o.spec.Name, queue: o.Queue, namespace: o.namespace, logs: o.Logs, output: o.reportFormat(),
 		broker: o.broker, getter: o.getter, tty: o.stderrTTY(), IOStreams: o.IOStreams,
 	}
 }

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
 )
 
 func TestRunDryRunClientPrintsTheJobWithoutSecrets(t *testing.T) {
@@ -135,5 +137,39 @@ func TestStatusWatchCountsOnlyTheJobsOwnDeadLetters(t *testing.T) {
 	out, _, err := runCommand(t, newFakeGetter(), "", "run", name, "--name", "deadletters", "--image", "i", "--dry-run=server", "-o", "yaml", "--broker-url", url, "--", "cat")
 	if err != nil || !strings.Contains(out, constants.AnnotationDeadLettersBefore+`: "0"`) {
 		t.Fatalf("the Job does not record the dead letters before it: %v\n%s", err, out)
+	}
+}
+
+func TestRunOutputFormatsAreCheckedBeforeAnything(t *testing.T) {
+	expectRejections(t, []rejection{
+		{[]string{"run", "job1", "--image", "i", "-o", "name", "--", "cat"}, "a followed run prints its report as -o json or -o yaml"},
+		{[]string{"status", "job1", "-o", "wide"}, "status prints json or yaml"},
+		{[]string{"status", "job1", "--logs"}, "add --watch"},
+	})
+}
+
+func TestStatusAsADocument(t *testing.T) {
+	url, q := brokerURL(t), testQueue(t)
+	if _, _, err := runCommand(t, newFakeGetter(), "", "fill", q, "--broker-url", url, "--item", "a", "--item", "b", "-q"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCommand(t, newFakeGetter(), "", "status", q, "--broker-url", url, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc workqueue.QueueStatus
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("not one JSON document: %v\n%s", err, out)
+	}
+	if doc.Kind != "QueueStatus" || doc.Broker == nil || !doc.Broker.Exists || doc.Broker.Ready != 2 || doc.Broker.DeadLetters == nil || *doc.Broker.DeadLetters != 0 || doc.Job != nil {
+		t.Fatalf("%+v", doc)
+	}
+	out, _, err = runCommand(t, newFakeGetter(), "", "status", "no-such-queue-here", "--broker-url", url, "-o", "yaml")
+	if err != nil || !strings.Contains(out, "exists: false") || !strings.Contains(out, "job: null") {
+		t.Fatalf("a queue that does not exist: %v\n%s", err, out)
+	}
+	_, _, err = runCommand(t, newFakeGetter(), "", "status", q, "--broker-url", "amqp://u:p@127.0.0.1:1/", "--broker-timeout", "1s", "-o", "json")
+	if ExitCode(err, false) != ExitUnreachable {
+		t.Fatalf("an unreachable broker: exit %d (%v)", ExitCode(err, false), err)
 	}
 }

@@ -19,10 +19,11 @@ import (
 
 // StatusOptions holds what `kubectl workqueue status` needs.
 type StatusOptions struct {
-	Queue string
-	Name  string
-	Watch bool
-	Logs  bool
+	Queue  string
+	Name   string
+	Watch  bool
+	Logs   bool
+	Output string
 
 	broker    brokerFlags
 	namespace string
@@ -39,7 +40,10 @@ func NewCmdStatus(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 		Short: "Show a queue's items and its Job's pods; --watch follows the Job to its end",
 		Example: examples(`
 			kubectl workqueue status job1
-			kubectl workqueue status job1 --watch`),
+			kubectl workqueue status job1 --watch
+
+			# For scripts: the queue's counts and the Job's state as one document
+			kubectl workqueue status job1 -o json`),
 		Args: exactArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
@@ -48,6 +52,7 @@ func NewCmdStatus(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 	cmd.Flags().StringVar(&o.Name, "name", "", "The Job's name (default: the queue's name)")
 	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "Follow the Job until it finishes, then report as run does (and exit non-zero the same way)")
 	cmd.Flags().BoolVar(&o.Logs, "logs", false, "With --watch, stream the pods' logs")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "json or yaml: print one document (with --watch, the final report as run -o prints it)")
 	o.broker.addFlags(cmd)
 	return cmd
 }
@@ -65,6 +70,11 @@ func (o *StatusOptions) Complete(args []string) error {
 
 // Validate checks the queue's name.
 func (o *StatusOptions) Validate() error {
+	switch o.Output {
+	case "", "json", "yaml":
+	default:
+		return fmt.Errorf("-o %s: status prints json or yaml", o.Output)
+	}
 	if o.Logs && !o.Watch {
 		return errors.New("--logs streams the pods' logs while following the Job: add --watch")
 	}
@@ -88,11 +98,14 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 		if j == nil {
 			return fmt.Errorf("there is no Job %s to watch: start one with `kubectl workqueue run %s --image IMAGE`", o.Name, o.Queue)
 		}
-		w := &jobWatcher{job: o.Name, queue: o.Queue, namespace: o.namespace, logs: o.Logs,
+		w := &jobWatcher{job: o.Name, queue: o.Queue, namespace: o.namespace, logs: o.Logs, output: o.Output,
 			broker: o.broker, getter: o.getter, tty: o.stderrTTY(), IOStreams: o.IOStreams}
 		return w.follow(ctx, client, workqueue.QueueState{Ready: -1, DeadLetters: workqueue.DeadLettersBefore(j)})
 	}
 
+	if o.Output != "" {
+		return o.printDocument(ctx, j)
+	}
 	brokerErr := o.printQueue(ctx)
 	o.printJob(j)
 	if brokerErr != nil {
@@ -128,4 +141,31 @@ func (o *StatusOptions) printJob(j *batchv1.Job) {
 		return
 	}
 	fmt.Fprintf(o.Out, "Job %s: %s\n", o.Name, workqueue.DescribeJob(j, time.Now()))
+}
+
+// printDocument prints the queue and its Job as one document; an unreachable broker is in the
+// document and in the exit code.
+func (o *StatusOptions) printDocument(ctx context.Context, j *batchv1.Job) error {
+	doc := workqueue.QueueStatus{APIVersion: workqueue.APIVersion, Kind: "QueueStatus", Namespace: o.namespace, Queue: o.Queue}
+	if j != nil {
+		doc.Job = workqueue.JobStatusOf(j)
+	}
+	b, brokerErr := o.broker.connect(ctx, o.getter, o.namespace, io.Discard)
+	if brokerErr == nil {
+		defer b.Close()
+		counts, err := workqueue.CountQueue(b.Conn, o.Queue)
+		if err != nil {
+			return err
+		}
+		doc.Broker = &counts
+	} else {
+		doc.BrokerError = brokerErr.Error()
+	}
+	if err := printDocument(o.Out, o.Output, doc); err != nil {
+		return err
+	}
+	if brokerErr != nil {
+		return withExitCode(ExitUnreachable, errors.New("the broker could not be reached"))
+	}
+	return nil
 }

@@ -24,15 +24,22 @@ type jobWatcher struct {
 	job, queue, namespace string
 	logs                  bool
 	tty                   bool
-	broker                brokerFlags
-	getter                ClientGetter
+	// output, when set (json or yaml), prints the final report as one document on Out, and
+	// every other line on ErrOut.
+	output string
+	broker brokerFlags
+	getter ClientGetter
 	genericiooptions.IOStreams
 }
 
 // follow tails the Job, prints what happens, and returns an error when the run did not do all
 // its work.
 func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, before workqueue.QueueState) error {
-	printer := newPodPrinter(o.Out, o.ErrOut, o.tty)
+	lines := o.Out
+	if o.output != "" {
+		lines = o.ErrOut
+	}
+	printer := newPodPrinter(lines, o.ErrOut, o.tty)
 	var logs sync.WaitGroup
 	opts := tail.Options{OnPod: printer.pod, OnProgress: printer.progress,
 		OnPodProblem: func(problem string, fatal bool) { printer.warning("warning: " + problem) }}
@@ -71,11 +78,19 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, be
 		afterErr = err
 	}
 	report := workqueue.Assess(o.job, o.queue, summary, before, after, afterErr)
-	printReport(o.Out, report)
+	if o.output != "" {
+		if err := printDocument(o.Out, o.output, report.Document(o.namespace)); err != nil {
+			return err
+		}
+	} else {
+		printReport(o.Out, report)
+	}
 	if !report.OK() {
 		return &ExitError{Code: reportExitCode(report), Err: errors.New(strings.Join(report.Problems, "; "))}
 	}
-	fmt.Fprintf(o.Out, "all items of queue %s processed\n", o.queue)
+	if o.output == "" {
+		fmt.Fprintf(o.Out, "all items of queue %s processed\n", o.queue)
+	}
 	return nil
 }
 

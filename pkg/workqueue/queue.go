@@ -35,3 +35,24 @@ func ReadQueue(conn *amqp.Connection, name, via string) (QueueState, error) {
 	}
 	return QueueState{Ready: ready, DeadLetters: failed}, nil
 }
+
+// CountQueue reads what the broker holds of a queue for QueueStatus; a queue that does not
+// exist is counted as such, not an error.
+func CountQueue(conn *amqp.Connection, name string) (QueueCounts, error) {
+	ready, err := queue.Depth(conn, name)
+	if errors.Is(err, queue.ErrNoQueue) {
+		return QueueCounts{}, nil
+	}
+	if err != nil {
+		return QueueCounts{}, err
+	}
+	counts := QueueCounts{Exists: true, Ready: ready}
+	failed, err := queue.Depth(conn, queue.DeadLetterName(name))
+	switch {
+	case err == nil:
+		counts.DeadLetters = &failed
+	case !errors.Is(err, queue.ErrNoQueue):
+		return QueueCounts{}, err
+	}
+	return counts, nil
+}

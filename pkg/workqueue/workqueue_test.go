@@ -239,3 +239,34 @@ func TestDeleteKeepsSecretsItDidNotMake(t *testing.T) {
 		t.Error("delete removed a Secret that run did not make")
 	}
 }
+
+func TestReportDocument(t *testing.T) {
+	one := 1
+	s := tail.Summary{Complete: true, Parallelism: 2, Completions: ptr(int32(4)), Succeeded: 2, FailedPods: 2, ItemsDone: 2, ItemsFailed: 2,
+		Results: []tail.PodResult{
+			{Outcome: &outcome.Outcome{Result: outcome.ResultFailed, Item: "bad", MessageID: "2-x", Attempt: 1, ExitCode: &one}},
+			{Outcome: &outcome.Outcome{Result: outcome.ResultDone, Item: "good", MessageID: "1-x", Attempt: 1}},
+			{Outcome: &outcome.Outcome{Result: outcome.ResultFailed, Item: "bad", MessageID: "2-x", Attempt: 2, ExitCode: &one}},
+			{Outcome: &outcome.Outcome{Result: outcome.ResultFailed, Item: "flaky", MessageID: "3-x", Attempt: 1, ExitCode: &one}},
+			{Outcome: &outcome.Outcome{Result: outcome.ResultDone, Item: "flaky", MessageID: "3-x", Attempt: 2}},
+		}}
+	doc := Assess("j", "q", s, QueueState{4, 0}, QueueState{0, 1}, nil).Document("ns")
+	if doc.Kind != "RunReport" || doc.APIVersion != APIVersion || doc.Status != "Complete" || doc.Succeeded {
+		t.Fatalf("%+v", doc)
+	}
+	if doc.Items == nil || doc.Items.DeadLettered != 1 || doc.Items.Processed != 2 || !doc.Items.ReportedByAgent {
+		t.Fatalf("items %+v", doc.Items)
+	}
+	// An item is listed once, by its last attempt; one that succeeded in the end is not listed.
+	if len(doc.FailedItems) != 1 || doc.FailedItems[0].Item != "bad" || doc.FailedItems[0].Attempt != 2 {
+		t.Fatalf("failed items %+v", doc.FailedItems)
+	}
+	unread := Assess("j", "q", s, QueueState{4, 0}, UnknownQueueState, errors.New("refused")).Document("ns")
+	if unread.Items != nil {
+		t.Errorf("counts of a broker that could not be read: %+v", unread.Items)
+	}
+	clean := Assess("j", "q", tail.Summary{Complete: true}, QueueState{0, 0}, QueueState{0, 0}, nil).Document("ns")
+	if !clean.Succeeded || clean.Problems == nil || clean.FailedItems == nil {
+		t.Errorf("a clean run: lists must be empty, not null: %+v", clean)
+	}
+}

@@ -32,6 +32,12 @@ func TestStatusDryRunDetachWatchAndDelete(t *testing.T) {
 	if !strings.Contains(out, "Queue life: 3 ready, 0 in life.failed") || !strings.Contains(out, "Job life: none") {
 		t.Fatalf("status before run:\n%s", out)
 	}
+	out = c.workqueue("", "status", "life", "-o", "yaml")
+	for _, want := range []string{"kind: QueueStatus", "ready: 3", "deadLetters: 0", "job: null"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status -o yaml lacks %q:\n%s", want, out)
+		}
+	}
 
 	// The API server itself accepts the generated Job, and nothing is created.
 	out = c.workqueue("", "run", "life", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,

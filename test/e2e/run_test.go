@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -181,18 +182,39 @@ func testRunFailingItemIsDeadLetteredAndNamed(t *testing.T, brokerImage string) 
 }
 
 // More completions than items (items purged, or counted wrong): surplus pods find the queue
-// empty and exit 0, so the Job completes instead of hanging.
+// empty and exit 0, so the Job completes instead of hanging. Run with -o json: stdout is the
+// report alone, one JSON document, and the per-pod lines go to stderr.
 func TestRunMoreCompletionsThanItemsStillCompletes(t *testing.T) {
 	c := newCluster(t)
 	c.deployBroker()
 	c.fillItems("few", []string{"a", "b", "c"})
-	out, err := c.runWorkqueue("few", "--completions", "6", "--parallelism", "3", "--image", busyboxImage,
-		"--image-pull-policy", "Never", "--agent-image", agentImage, "--", "cat")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	stdout, stderr, err := c.run(ctx, "", "workqueue", "run", "few", "--completions", "6", "--parallelism", "3", "--image", busyboxImage,
+		"--image-pull-policy", "Never", "--agent-image", agentImage, "-o", "json", "--", "cat")
 	if err != nil {
-		t.Fatalf("run failed: %v", err)
+		t.Fatalf("run failed: %v\n%s%s", err, stdout, stderr)
 	}
-	if !strings.Contains(out, "no item left in the queue") || !strings.Contains(out, "3 processed") {
-		t.Fatal("surplus pods did not finish on an empty queue")
+	if !strings.Contains(stderr, "no item left in the queue") || !strings.Contains(stderr, "job.batch/few created") {
+		t.Fatalf("stderr lacks the per-pod lines:\n%s", stderr)
+	}
+	var report struct {
+		Kind      string `json:"kind"`
+		Status    string `json:"status"`
+		Succeeded bool   `json:"succeeded"`
+		Pods      struct{ Succeeded int }
+		Items     struct {
+			Processed, DeadLettered, Left int
+		}
+		Problems []string `json:"problems"`
+	}
+	decoder := json.NewDecoder(strings.NewReader(stdout))
+	if err := decoder.Decode(&report); err != nil || decoder.More() {
+		t.Fatalf("stdout is not one JSON document (%v):\n%s", err, stdout)
+	}
+	if report.Kind != "RunReport" || report.Status != "Complete" || !report.Succeeded || report.Pods.Succeeded != 6 ||
+		report.Items.Processed != 3 || report.Items.Left != 0 || len(report.Problems) != 0 {
+		t.Fatalf("report %+v\n%s", report, stdout)
 	}
 }
 
