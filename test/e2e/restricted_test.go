@@ -65,8 +65,11 @@ func TestRefusedPodsEndInstallAndRun(t *testing.T) {
 	// Room for the broker alone: the Job's pods are refused. The namespace also warns about what
 	// "restricted" would refuse (busybox runs as root): the API server's warning is printed as
 	// kubectl prints it, once.
-	c.kubectl("delete", "quota", "no-pods")
+	// Uninstalled before the quota goes, so that the refused StatefulSet never gets to create a
+	// pod that would still be terminating (and counted by the next quota) when the broker below
+	// starts.
 	c.workqueue("", "broker", "uninstall")
+	c.kubectl("delete", "quota", "no-pods")
 	c.deployBroker()
 	if out, err := c.kubectl("label", "namespace", c.namespace, "pod-security.kubernetes.io/warn=restricted"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
