@@ -441,7 +441,7 @@ func TestBadCredentialsNeverShowThePassword(t *testing.T) {
 	if err == nil || !errors.As(err, &permanent) {
 		t.Fatalf("want a permanent error, got %v", err)
 	}
-	if strings.Contains(err.Error(), "s3cr3t-pw") || !strings.Contains(err.Error(), "refused the credentials") {
+	if strings.Contains(err.Error(), "s3cr3t-pw") || !strings.Contains(err.Error(), "refused the login") {
 		t.Fatalf("error %q", err)
 	}
 }
