@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
 
@@ -25,7 +26,7 @@ import (
 //
 //	WORKQUEUE_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench DrainRate ./pkg/agent
 func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
-	brokerURL := testBrokerURL(b)
+	brokerURL := testbroker.URL(b)
 	if _, err := exec.LookPath("amqp-consume"); err != nil {
 		b.Skip("amqp-consume (amqp-tools) is not installed")
 	}
@@ -73,7 +74,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 			queue := testQueue(b, spec.queueSpec)
 			messages := make([]message, items/2)
 			for i := range messages {
-				messages[i] = message{id: fmt.Sprintf("bench-%d", i), body: fmt.Appendf(nil, "item %d\n", i)}
+				messages[i] = message{ID: fmt.Sprintf("bench-%d", i), Body: fmt.Appendf(nil, "item %d\n", i)}
 			}
 			const idle = 200 * time.Millisecond
 			termLog := filepath.Join(b.TempDir(), "termination-log")
@@ -106,7 +107,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				if err != nil {
 					b.Fatalf("amqp-consume: %v", err)
 				}
-				if n := readyCount(b, queue); n != 0 {
+				if n := testbroker.Ready(b, queue); n != 0 {
 					b.Fatalf("amqp-consume left %d items", n)
 				}
 				return elapsed
@@ -121,7 +122,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				if err != nil {
 					b.Fatalf("agentfloor: %v", err)
 				}
-				if n := readyCount(b, queue); n != 0 {
+				if n := testbroker.Ready(b, queue); n != 0 {
 					b.Fatalf("agentfloor left %d items", n)
 				}
 				return elapsed
@@ -134,7 +135,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				// machine may be shared) weighs on all three alike.
 				for _, turn := range []int{agent, amqpConsume, floor, floor, amqpConsume, agent} {
 					b.StopTimer()
-					publish(b, queue, messages...)
+					testbroker.Publish(b, queue, messages...)
 					b.StartTimer()
 					switch turn {
 					case agent:
