@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,13 +37,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 	if c := strings.Fields(os.Getenv("WORKQUEUE_BENCH_COMMAND")); len(c) > 0 {
 		command = c
 	}
-	toolURL, err := url.Parse(brokerURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if toolURL.Path == "/" {
-		toolURL.Path = "" // amqp-tools read "/" as the empty vhost
-	}
+	toolURL := testbroker.ToolURL(b)
 	// The agent runs as the process it is in a pod, built as a release builds it, so that both
 	// sides pay for the same things: a process start, a connection, one process per item.
 	agentBinary := filepath.Join(b.TempDir(), "workqueue-agent")
@@ -98,7 +91,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				return elapsed
 			}
 			drainWithAmqpConsume := func() time.Duration {
-				consume := exec.Command("amqp-consume", "--url", toolURL.String(), "-q", queue, "-p", "1", "-c", strconv.Itoa(len(messages)))
+				consume := exec.Command("amqp-consume", "--url", toolURL, "-q", queue, "-p", "1", "-c", strconv.Itoa(len(messages)))
 				consume.Args = append(consume.Args, command...)
 				consume.Stdout, consume.Stderr = devNull, devNull
 				start := time.Now()
