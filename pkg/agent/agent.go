@@ -215,7 +215,7 @@ func (a *agent) validate() error {
 	a.vhost = uri.Vhost
 	path, err := exec.LookPath(a.cfg.Command[0])
 	if err != nil {
-		return misconfigured("cannot run the command %q: %v: check that the image contains it and that it is executable", a.cfg.Command[0], err)
+		return misconfigured("cannot run the command %q: %w: check that the image contains it and that it is executable", a.cfg.Command[0], err)
 	}
 	a.commandPath = path
 	return nil

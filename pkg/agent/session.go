@@ -45,7 +45,10 @@ func (s *session) close() {
 // wait the coalescing delay for every ack.
 func (a *agent) dialBroker(timeout time.Duration) (source, error) {
 	c, err := queue.DialConsumer(a.cfg.BrokerURL, a.cfg.Queue, 1,
-		queue.WithConnectionName(a.connectionName), queue.WithDialTimeout(timeout), queue.WithCoalescing(false))
+		queue.WithConnectionName(a.connectionName), queue.WithDialTimeout(timeout), queue.WithCoalescing(false),
+		queue.WithRetryNotice(func(err error) {
+			a.logf("the broker at %s closed the connection during login (%v); trying once more", a.redact.URL(), err)
+		}))
 	if err != nil {
 		return nil, err
 	}

@@ -73,7 +73,7 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 		o.Error = a.redact.Redact(run.err.Error())
 		a.requeue(it)
 		if cannotEverStart(run.err) {
-			return o, misconfigured("%s: %v; requeued", subject, run.err)
+			return o, misconfigured("%s: %w; requeued", subject, run.err)
 		}
 		return o, &cannotStartError{err: fmt.Errorf("%s: %w; requeued for another pod", subject, run.err)}
 

@@ -18,6 +18,7 @@ type dialConfig struct {
 	name     string
 	timeout  time.Duration
 	coalesce bool
+	onRetry  func(err error)
 }
 
 // DialOption changes how Dial connects.
@@ -40,6 +41,12 @@ func WithCoalescing(on bool) DialOption {
 	return func(c *dialConfig) { c.coalesce = on }
 }
 
+// WithRetryNotice has Dial tell onRetry about a refusal it tries once more (see Dial), so that a
+// log can say why connecting took longer.
+func WithRetryNotice(onRetry func(err error)) DialOption {
+	return func(c *dialConfig) { c.onRetry = onRetry }
+}
+
 // Dial connects once. A refusal that retrying cannot fix (a bad URL, the login, the vhost) is a
 // PermanentError, so Retry.Do stops at once; a refusal the client inferred from a socket closed
 // during the handshake is tried once more before it is believed. Errors never contain the
@@ -55,6 +62,9 @@ func Dial(rawURL string, opts ...DialOption) (*amqp.Connection, error) {
 	}
 	conn, err := dialOnce(rawURL, cfg)
 	if err != nil && Inferred(err) && Refusal(err, "", uri.Vhost) != nil {
+		if cfg.onRetry != nil {
+			cfg.onRetry(scrub(err, rawURL))
+		}
 		time.Sleep(inferredRefusalPause)
 		conn, err = dialOnce(rawURL, cfg)
 	}
