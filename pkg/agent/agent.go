@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -95,6 +96,8 @@ type agent struct {
 	// Tests replace them with fakes to table-test the decision taken for each item.
 	open   func(timeout time.Duration) (source, error)
 	runner runner
+
+	logMu sync.Mutex // a dial in the background may log while the agent stops
 
 	sess            *session
 	sessionFailures int
@@ -224,6 +227,8 @@ func (a *agent) validate() error {
 // logf writes one line to the agent's log, with the broker password redacted.
 func (a *agent) logf(format string, args ...any) {
 	line := a.redact.Redact(fmt.Sprintf(format, args...))
+	a.logMu.Lock()
+	defer a.logMu.Unlock()
 	fmt.Fprintf(a.cfg.Log, "workqueue-agent: %s\n", line)
 }
 

@@ -35,7 +35,7 @@ type fakeBroker struct {
 
 	loseAcks map[string]int // acks of these ids fail this many times, as when the connection drops
 	openErr  error          // every open fails with it
-	getErr   error          // every Get and Start fails with it
+	getErr   error          // every Get and Consume fails with it
 	opens    int
 	settled  []string
 	dead     []string
@@ -104,7 +104,7 @@ func (s *fakeSession) Get() (amqp.Delivery, bool, error) {
 	return d, ok, nil
 }
 
-func (s *fakeSession) Start(string) (<-chan amqp.Delivery, error) {
+func (s *fakeSession) Consume(string) (<-chan amqp.Delivery, error) {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	if s.b.getErr != nil {

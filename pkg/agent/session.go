@@ -21,7 +21,7 @@ const (
 // table tests. Its errors are the client library's, which queue.Refusal classifies.
 type source interface {
 	Get() (amqp.Delivery, bool, error)
-	Start(tag string) (<-chan amqp.Delivery, error)
+	Consume(tag string) (<-chan amqp.Delivery, error)
 	Cancel(tag string) error
 	Ready() (int, error)
 	Close()
@@ -174,7 +174,7 @@ func (a *agent) ensureConsumer() error {
 	}
 	a.consumerSeq++
 	tag := fmt.Sprintf("%s %d", a.connectionName, a.consumerSeq)
-	deliveries, err := a.sess.src.Start(tag)
+	deliveries, err := a.sess.src.Consume(tag)
 	if err != nil {
 		if err := a.sessionFailed(err); err != nil {
 			return err

@@ -19,8 +19,8 @@ type Consumer struct {
 	queue string
 }
 
-// Consume opens a channel on conn with the given prefetch and checks that queueName exists.
-func Consume(conn *amqp.Connection, queueName string, prefetch int) (*Consumer, error) {
+// NewConsumer opens a channel on conn with the given prefetch and checks that queueName exists.
+func NewConsumer(conn *amqp.Connection, queueName string, prefetch int) (*Consumer, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
@@ -38,14 +38,14 @@ func Consume(conn *amqp.Connection, queueName string, prefetch int) (*Consumer, 
 }
 
 // DialConsumer dials rawURL (see Dial) and opens a Consumer that owns the connection: closing
-// the Consumer closes it. Errors are as from Dial and Consume, unclassified by Refusal for the
+// the Consumer closes it. Errors are as from Dial and NewConsumer, unclassified by Refusal for the
 // channel steps, and never hold the password.
 func DialConsumer(rawURL, queueName string, prefetch int, opts ...DialOption) (*Consumer, error) {
 	conn, err := Dial(rawURL, opts...)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Consume(conn, queueName, prefetch)
+	c, err := NewConsumer(conn, queueName, prefetch)
 	if err != nil {
 		_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 		return nil, scrub(err, rawURL)
@@ -59,10 +59,10 @@ func (c *Consumer) Get() (d amqp.Delivery, ok bool, err error) {
 	return c.ch.Get(c.queue, false)
 }
 
-// Start delivers messages as they arrive, unacknowledged, up to the prefetch at a time, under
+// Consume delivers messages as they arrive, unacknowledged, up to the prefetch at a time, under
 // the consumer tag given. The channel closes when the consumer is cancelled or the connection
 // is lost.
-func (c *Consumer) Start(tag string) (<-chan amqp.Delivery, error) {
+func (c *Consumer) Consume(tag string) (<-chan amqp.Delivery, error) {
 	return c.ch.Consume(c.queue, tag, false, false, false, false, nil)
 }
 

@@ -35,7 +35,7 @@ func TestDialDoesNotRetryAVhostRefusal(t *testing.T) {
 	}
 }
 
-func TestConsumerGetsStartsCancelsAndCounts(t *testing.T) {
+func TestConsumerGetsConsumesCancelsAndCounts(t *testing.T) {
 	name := testbroker.QueueName(t, "queue")
 	if _, err := Declare(connect(t), Spec{Name: name, Type: Quorum, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestConsumerGetsStartsCancelsAndCounts(t *testing.T) {
 	if err := d.Ack(false); err != nil {
 		t.Fatal(err)
 	}
-	deliveries, err := c.Start("queue-test")
+	deliveries, err := c.Consume("queue-test")
 	if err != nil {
 		t.Fatal(err)
 	}
