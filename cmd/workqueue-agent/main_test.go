@@ -2,11 +2,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
 	"debug/elf"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
 
@@ -181,35 +179,13 @@ func TestMisconfigurationExitsWithItsCode(t *testing.T) {
 
 func brokerForTools(t *testing.T) (agentURL, toolURL string) {
 	t.Helper()
-	agentURL = os.Getenv("WORKQUEUE_TEST_AMQP_URL")
-	if agentURL == "" {
-		t.Skip("WORKQUEUE_TEST_AMQP_URL is not set: no RabbitMQ to test against (hack/rabbitmq.sh start; WORKQUEUE_TEST_AMQP_URL=$(hack/rabbitmq.sh url))")
-	}
-	for _, tool := range []string{"amqp-declare-queue", "amqp-publish", "amqp-delete-queue"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s (amqp-tools) is not installed", tool)
-		}
-	}
-	u, err := url.Parse(agentURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// amqp-tools read an empty vhost from a URL ending in "/", where Go clients read "/".
-	if u.Path == "/" {
-		u.Path = ""
-	}
-	return agentURL, u.String()
+	return testbroker.URL(t), testbroker.ToolURL(t)
 }
 
 func seedQueue(t *testing.T, toolURL string, bodies ...string) string {
 	t.Helper()
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	queue := "agent-bin-test-" + hex.EncodeToString(suffix)
+	queue := testbroker.QueueName(t, "agent-bin")
 	tool(t, "amqp-declare-queue", "--url", toolURL, "-q", queue, "-d")
-	t.Cleanup(func() {
-		_ = exec.Command("amqp-delete-queue", "--url", toolURL, "-q", queue).Run()
-	})
 	for _, body := range bodies {
 		tool(t, "amqp-publish", "--url", toolURL, "-r", queue, "-p", "-b", body)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"net/url"
 	"os"
@@ -54,7 +55,7 @@ func readTerminationLog(t *testing.T, path string) outcome.Outcome {
 
 func TestOneModeRunsTheCommandAndAcksOnSuccess(t *testing.T) {
 	queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 2})
-	publish(t, queue, message{id: "m-1", body: []byte("apple\nsecond line\n")}, message{id: "m-2", body: []byte("banana")})
+	testbroker.Publish(t, queue, message{ID: "m-1", Body: []byte("apple\nsecond line\n")}, message{ID: "m-2", Body: []byte("banana")})
 	dir := t.TempDir()
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 	t.Setenv("BROKER_URL", "amqp://guest:leaked@example.invalid/")
@@ -104,7 +105,7 @@ func TestOneModeRunsTheCommandAndAcksOnSuccess(t *testing.T) {
 func TestOneModeFailureRequeuesUntilTheDeliveryLimitDeadLetters(t *testing.T) {
 	const deliveryLimit = 2 // limit N means N+1 deliveries
 	queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: deliveryLimit})
-	publish(t, queue, message{id: "poison", body: []byte("FAIL=7\n")})
+	testbroker.Publish(t, queue, message{ID: "poison", Body: []byte("FAIL=7\n")})
 	dir := t.TempDir()
 
 	for attempt := 1; attempt <= deliveryLimit+1; attempt++ {
@@ -139,9 +140,9 @@ func TestDrainModeProcessesEveryItemThenExitsWhenIdle(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
 	var messages []message
 	for i := range items {
-		messages = append(messages, message{id: fmt.Sprintf("item-%02d", i), body: fmt.Appendf(nil, "item %d", i)})
+		messages = append(messages, message{ID: fmt.Sprintf("item-%02d", i), Body: fmt.Appendf(nil, "item %d", i)})
 	}
-	publish(t, queue, messages...)
+	testbroker.Publish(t, queue, messages...)
 	dir := t.TempDir()
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 
@@ -151,9 +152,9 @@ func TestDrainModeProcessesEveryItemThenExitsWhenIdle(t *testing.T) {
 		t.Fatalf("exit code %d; log:\n%s", result.ExitCode, run.log)
 	}
 	for _, m := range messages {
-		body, err := os.ReadFile(filepath.Join(dir, m.id+".1.body"))
-		if err != nil || !bytes.Equal(body, m.body) {
-			t.Errorf("%s: body %q, error %v", m.id, body, err)
+		body, err := os.ReadFile(filepath.Join(dir, m.ID+".1.body"))
+		if err != nil || !bytes.Equal(body, m.Body) {
+			t.Errorf("%s: body %q, error %v", m.ID, body, err)
 		}
 	}
 	o := readTerminationLog(t, termLog)
@@ -168,10 +169,10 @@ func TestDrainModeProcessesEveryItemThenExitsWhenIdle(t *testing.T) {
 
 func TestDrainModeKeepsDrainingAfterAFailureAndFailsAtTheEnd(t *testing.T) {
 	queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 1})
-	publish(t, queue,
-		message{id: "good-1", body: []byte("fine")},
-		message{id: "bad", body: []byte("FAIL=2")},
-		message{id: "good-2", body: []byte("fine too")},
+	testbroker.Publish(t, queue,
+		message{ID: "good-1", Body: []byte("fine")},
+		message{ID: "bad", Body: []byte("FAIL=2")},
+		message{ID: "good-2", Body: []byte("fine too")},
 	)
 	dir := t.TempDir()
 	termLog := filepath.Join(t.TempDir(), "termination-log")
@@ -232,7 +233,7 @@ func TestBodyReachesTheCommandByteForByte(t *testing.T) {
 	for name, body := range bodies {
 		t.Run(name, func(t *testing.T) {
 			queue := testQueue(t, queueSpec{})
-			publish(t, queue, message{id: name, body: body})
+			testbroker.Publish(t, queue, message{ID: name, Body: body})
 			out := filepath.Join(t.TempDir(), "stdin")
 			result, run := runAgent(t, Config{Queue: queue, Command: []string{"sh", "-c", `cat > "$0"`, out}})
 			if result.ExitCode != outcome.ExitOK {
@@ -258,7 +259,7 @@ func truncate(b []byte) []byte {
 
 func TestArgumentsArePassedWithoutAShell(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
-	publish(t, queue, message{id: "x", body: []byte("x")})
+	testbroker.Publish(t, queue, message{ID: "x", Body: []byte("x")})
 	out := filepath.Join(t.TempDir(), "args")
 	// The argument would run a command if a shell were involved.
 	result, run := runAgent(t, Config{Queue: queue, Command: []string{"sh", "-c", `printf '%s' "$1" > "$0"`, out, "$(echo injected); `id`"}})
@@ -274,7 +275,7 @@ func TestSignalMidItemIsForwardedAndTheItemRequeued(t *testing.T) {
 	for _, mode := range []constants.Mode{constants.ModeOne, constants.ModeDrain} {
 		t.Run(string(mode), func(t *testing.T) {
 			queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 5})
-			publish(t, queue, message{id: "slow", body: []byte("slow item")})
+			testbroker.Publish(t, queue, message{ID: "slow", Body: []byte("slow item")})
 			dir := t.TempDir()
 			started, stopped := filepath.Join(dir, "started"), filepath.Join(dir, "stopped")
 			termLog := filepath.Join(dir, "termination-log")
@@ -306,7 +307,7 @@ func TestSignalMidItemIsForwardedAndTheItemRequeued(t *testing.T) {
 
 func TestCommandIgnoringTheSignalIsKilledAfterTheGracePeriod(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
-	publish(t, queue, message{id: "stubborn", body: []byte("x")})
+	testbroker.Publish(t, queue, message{ID: "stubborn", Body: []byte("x")})
 	started := filepath.Join(t.TempDir(), "started")
 	run := startAgent(t, Config{Queue: queue, Grace: time.Second,
 		Command: []string{"sh", "-c", `trap '' TERM INT; touch "$0"; sleep 600`, started}})
@@ -340,7 +341,7 @@ func TestSignalWhileWaitingStopsTheAgent(t *testing.T) {
 
 func TestTimeoutKillsTheCommandGroupAndRequeues(t *testing.T) {
 	queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 5})
-	publish(t, queue, message{id: "hangs", body: []byte("x")})
+	testbroker.Publish(t, queue, message{ID: "hangs", Body: []byte("x")})
 	childPID := filepath.Join(t.TempDir(), "child")
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 	// A background child in the same group must die too, or it would outlive the item.
@@ -382,7 +383,7 @@ func isZombie(pid int) bool {
 }
 
 func TestMissingQueueIsAMisconfiguration(t *testing.T) {
-	testBrokerURL(t)
+	testbroker.URL(t)
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 	result, run := runAgent(t, Config{Queue: "agent-test-no-such-queue", Command: []string{"true"}, TerminationLog: termLog})
 	if result.ExitCode != outcome.ExitMisconfigured {
@@ -393,19 +394,18 @@ func TestMissingQueueIsAMisconfiguration(t *testing.T) {
 		t.Errorf("termination message = %+v", o)
 	}
 	// The agent must not have created the queue: a passive declare on the same broker says so.
-	withChannel(t, testBrokerURL(t), func(ch *amqp.Channel) {
-		_, err := ch.QueueDeclarePassive("agent-test-no-such-queue", true, false, false, false, nil)
-		var amqpErr *amqp.Error
-		if !errors.As(err, &amqpErr) || amqpErr.Code != amqp.NotFound {
-			t.Errorf("the agent declared the queue (passive declare: %v)", err)
-			_, _ = ch.QueueDelete("agent-test-no-such-queue", false, false, false)
-		}
-	})
+	ch := testbroker.Channel(t)
+	_, err := ch.QueueDeclarePassive("agent-test-no-such-queue", true, false, false, false, nil)
+	var amqpErr *amqp.Error
+	if !errors.As(err, &amqpErr) || amqpErr.Code != amqp.NotFound {
+		t.Errorf("the agent declared the queue (passive declare: %v)", err)
+		_, _ = testbroker.Channel(t).QueueDelete("agent-test-no-such-queue", false, false, false)
+	}
 }
 
 func TestBadCredentialsAreAMisconfigurationAndThePasswordIsNeverShown(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
-	u, err := url.Parse(testBrokerURL(t))
+	u, err := url.Parse(testbroker.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,10 +506,10 @@ func TestInvalidConfigurationIsReportedBeforeConnecting(t *testing.T) {
 
 func TestReconnectsAfterLosingTheConnectionMidItem(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
-	publish(t, queue,
-		message{id: "before", body: []byte("1")},
-		message{id: "cut", body: []byte("2")},
-		message{id: "after", body: []byte("3")},
+	testbroker.Publish(t, queue,
+		message{ID: "before", Body: []byte("1")},
+		message{ID: "cut", Body: []byte("2")},
+		message{ID: "after", Body: []byte("3")},
 	)
 	proxiedURL, proxy := proxiedBroker(t)
 	dir := t.TempDir()
@@ -547,7 +547,7 @@ fi`
 }
 
 func TestItemsPublishedWithAmqpPublishAreConsumed(t *testing.T) {
-	brokerURL := testBrokerURL(t)
+	brokerURL := testbroker.URL(t)
 	if _, err := exec.LookPath("amqp-publish"); err != nil {
 		t.Skip("amqp-publish (amqp-tools) is not installed")
 	}
@@ -597,10 +597,10 @@ func TestDefaultTerminationLogIsNotCreatedOutsideAPod(t *testing.T) {
 
 func TestProcessesACommandLeavesBehindAreReaped(t *testing.T) {
 	queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 1})
-	publish(t, queue,
-		message{id: "a", body: []byte("spawn")},
-		message{id: "b", body: []byte("wait")},
-		message{id: "c", body: []byte("check")},
+	testbroker.Publish(t, queue,
+		message{ID: "a", Body: []byte("spawn")},
+		message{ID: "b", Body: []byte("wait")},
+		message{ID: "c", Body: []byte("check")},
 	)
 	pidFile := filepath.Join(t.TempDir(), "orphan")
 	// "spawn" leaves a short-lived background process behind. While "wait" runs, it has ended
@@ -621,7 +621,7 @@ esac`
 func TestDrainModeStopsWhenAClassicQueueHandsBackAFailedItem(t *testing.T) {
 	// A classic queue has no delivery limit: draining on would run the item forever.
 	queue := testQueue(t, queueSpec{})
-	publish(t, queue, message{id: "bad", body: []byte("FAIL=1")}, message{id: "good", body: []byte("fine")})
+	testbroker.Publish(t, queue, message{ID: "bad", Body: []byte("FAIL=1")}, message{ID: "good", Body: []byte("fine")})
 	dir := t.TempDir()
 
 	result, run := runAgent(t, Config{Queue: queue, Mode: constants.ModeDrain, Command: recordCommand(dir)})
@@ -644,7 +644,7 @@ func TestCommandThatFinishesAfterTheSignalIsAcked(t *testing.T) {
 	for _, mode := range []constants.Mode{constants.ModeOne, constants.ModeDrain} {
 		t.Run(string(mode), func(t *testing.T) {
 			queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 5})
-			publish(t, queue, message{id: "finishing", body: []byte("x")}, message{id: "untouched", body: []byte("y")})
+			testbroker.Publish(t, queue, message{ID: "finishing", Body: []byte("x")}, message{ID: "untouched", Body: []byte("y")})
 			dir := t.TempDir()
 			started := filepath.Join(dir, "started")
 			script := `trap 'stop=1' TERM; touch "$0"; while [ -z "$stop" ]; do sleep 0.05; done; exit 0`
@@ -674,7 +674,7 @@ func TestCommandThatFinishesAfterTheSignalIsAcked(t *testing.T) {
 // delivers the item again, and a Job whose completions match the items needs another pod for it.
 func TestOneModeLostAckIsNotASuccess(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
-	publish(t, queue, message{id: "cut", body: []byte("x")})
+	testbroker.Publish(t, queue, message{ID: "cut", Body: []byte("x")})
 	proxiedURL, proxy := proxiedBroker(t)
 	dir := t.TempDir()
 	script := `touch "$0/cutting"; while [ ! -e "$0/cut-done" ]; do sleep 0.05; done`
@@ -700,7 +700,7 @@ func TestOneModeLostAckIsNotASuccess(t *testing.T) {
 // A command that is not a program fails the same way in every pod: misconfigured, the item kept.
 func TestACommandThatIsNotAProgramIsAMisconfiguration(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
-	publish(t, queue, message{id: "a", body: []byte("x")})
+	testbroker.Publish(t, queue, message{ID: "a", Body: []byte("x")})
 	notAProgram := filepath.Join(t.TempDir(), "process-item")
 	if err := os.WriteFile(notAProgram, []byte{0x7f, 'E', 'L', 'F', 0, 0, 0, 0}, 0o755); err != nil {
 		t.Fatal(err)
@@ -716,7 +716,7 @@ func TestACommandThatIsNotAProgramIsAMisconfiguration(t *testing.T) {
 // consumer_timeout) would have a drain redo that item forever: the second lost ack stops it.
 func TestDrainStopsWhenTheSameItemLosesItsAckTwice(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
-	publish(t, queue, message{id: "long", body: []byte("x")})
+	testbroker.Publish(t, queue, message{ID: "long", Body: []byte("x")})
 	proxiedURL, proxy := proxiedBroker(t)
 	dir := t.TempDir()
 	// Each run announces itself, then waits for the test to cut the connection under it.

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
 
@@ -25,7 +25,7 @@ import (
 //
 //	WORKQUEUE_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench DrainRate ./pkg/agent
 func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
-	brokerURL := testBrokerURL(b)
+	brokerURL := testbroker.URL(b)
 	if _, err := exec.LookPath("amqp-consume"); err != nil {
 		b.Skip("amqp-consume (amqp-tools) is not installed")
 	}
@@ -37,13 +37,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 	if c := strings.Fields(os.Getenv("WORKQUEUE_BENCH_COMMAND")); len(c) > 0 {
 		command = c
 	}
-	toolURL, err := url.Parse(brokerURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if toolURL.Path == "/" {
-		toolURL.Path = "" // amqp-tools read "/" as the empty vhost
-	}
+	toolURL := testbroker.ToolURL(b)
 	// The agent runs as the process it is in a pod, built as a release builds it, so that both
 	// sides pay for the same things: a process start, a connection, one process per item.
 	agentBinary := filepath.Join(b.TempDir(), "workqueue-agent")
@@ -73,7 +67,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 			queue := testQueue(b, spec.queueSpec)
 			messages := make([]message, items/2)
 			for i := range messages {
-				messages[i] = message{id: fmt.Sprintf("bench-%d", i), body: fmt.Appendf(nil, "item %d\n", i)}
+				messages[i] = message{ID: fmt.Sprintf("bench-%d", i), Body: fmt.Appendf(nil, "item %d\n", i)}
 			}
 			const idle = 200 * time.Millisecond
 			termLog := filepath.Join(b.TempDir(), "termination-log")
@@ -97,7 +91,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				return elapsed
 			}
 			drainWithAmqpConsume := func() time.Duration {
-				consume := exec.Command("amqp-consume", "--url", toolURL.String(), "-q", queue, "-p", "1", "-c", strconv.Itoa(len(messages)))
+				consume := exec.Command("amqp-consume", "--url", toolURL, "-q", queue, "-p", "1", "-c", strconv.Itoa(len(messages)))
 				consume.Args = append(consume.Args, command...)
 				consume.Stdout, consume.Stderr = devNull, devNull
 				start := time.Now()
@@ -106,7 +100,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				if err != nil {
 					b.Fatalf("amqp-consume: %v", err)
 				}
-				if n := readyCount(b, queue); n != 0 {
+				if n := testbroker.Ready(b, queue); n != 0 {
 					b.Fatalf("amqp-consume left %d items", n)
 				}
 				return elapsed
@@ -121,7 +115,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				if err != nil {
 					b.Fatalf("agentfloor: %v", err)
 				}
-				if n := readyCount(b, queue); n != 0 {
+				if n := testbroker.Ready(b, queue); n != 0 {
 					b.Fatalf("agentfloor left %d items", n)
 				}
 				return elapsed
@@ -134,7 +128,7 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				// machine may be shared) weighs on all three alike.
 				for _, turn := range []int{agent, amqpConsume, floor, floor, amqpConsume, agent} {
 					b.StopTimer()
-					publish(b, queue, messages...)
+					testbroker.Publish(b, queue, messages...)
 					b.StartTimer()
 					switch turn {
 					case agent:

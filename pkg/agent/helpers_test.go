@@ -2,135 +2,52 @@ package agent
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-)
 
-// testBrokerURL returns the RabbitMQ the integration tests use, or skips the test.
-func testBrokerURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("WORKQUEUE_TEST_AMQP_URL")
-	if url == "" {
-		t.Skip("WORKQUEUE_TEST_AMQP_URL is not set: no RabbitMQ to test against (hack/rabbitmq.sh start; WORKQUEUE_TEST_AMQP_URL=$(hack/rabbitmq.sh url))")
-	}
-	return url
-}
+	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
+)
 
 type queueSpec struct {
 	quorum        bool
 	deliveryLimit int // quorum only; 0 for none
 }
 
-// testQueue declares a fresh durable queue (and its .failed queue) the way pkg/queue does, and
-// deletes both when the test ends.
+// testQueue declares a fresh durable queue (and, for a quorum queue, its .failed queue) the way
+// pkg/queue does; testbroker removes both when the test ends.
 func testQueue(t testing.TB, spec queueSpec) string {
 	t.Helper()
-	url := testBrokerURL(t)
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	name := "agent-test-" + strings.ToLower(strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())) + "-" + hex.EncodeToString(suffix)
+	name := testbroker.QueueName(t, "agent")
 	failed := name + ".failed"
-
-	withChannel(t, url, func(ch *amqp.Channel) {
-		args := amqp.Table{}
-		if spec.quorum {
-			args["x-queue-type"] = "quorum"
-			args["x-dead-letter-exchange"] = ""
-			args["x-dead-letter-routing-key"] = failed
-			if spec.deliveryLimit > 0 {
-				args["x-delivery-limit"] = spec.deliveryLimit
-			}
-			if _, err := ch.QueueDeclare(failed, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
-				t.Fatalf("declare %s: %v", failed, err)
-			}
+	ch := testbroker.Channel(t)
+	defer ch.Close()
+	args := amqp.Table{}
+	if spec.quorum {
+		args["x-queue-type"] = "quorum"
+		args["x-dead-letter-exchange"] = ""
+		args["x-dead-letter-routing-key"] = failed
+		if spec.deliveryLimit > 0 {
+			args["x-delivery-limit"] = spec.deliveryLimit
 		}
-		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
-			t.Fatalf("declare %s: %v", name, err)
+		if _, err := ch.QueueDeclare(failed, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+			t.Fatalf("declare %s: %v", failed, err)
 		}
-	})
-	t.Cleanup(func() {
-		withChannel(t, url, func(ch *amqp.Channel) {
-			_, _ = ch.QueueDelete(name, false, false, false)
-			_, _ = ch.QueueDelete(failed, false, false, false)
-		})
-	})
+	}
+	if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
+		t.Fatalf("declare %s: %v", name, err)
+	}
 	return name
 }
 
-func withChannel(t testing.TB, url string, use func(*amqp.Channel)) {
-	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatalf("connect to the test broker: %v", err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("open a channel: %v", err)
-	}
-	use(ch)
-}
-
-type message struct {
-	id   string
-	body []byte
-}
-
-// publish puts persistent messages on the queue and waits for the broker's confirms.
-func publish(t testing.TB, queue string, messages ...message) {
-	t.Helper()
-	withChannel(t, testBrokerURL(t), func(ch *amqp.Channel) {
-		if err := ch.Confirm(false); err != nil {
-			t.Fatalf("confirm mode: %v", err)
-		}
-		confirms := ch.NotifyPublish(make(chan amqp.Confirmation, len(messages)))
-		for _, m := range messages {
-			err := ch.Publish("", queue, true, false, amqp.Publishing{
-				DeliveryMode: amqp.Persistent,
-				MessageId:    m.id,
-				Body:         m.body,
-			})
-			if err != nil {
-				t.Fatalf("publish: %v", err)
-			}
-		}
-		for range messages {
-			select {
-			case c := <-confirms:
-				if !c.Ack {
-					t.Fatalf("the broker did not confirm a message")
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatalf("no publisher confirm within 30s")
-			}
-		}
-	})
-}
-
-// readyCount is the number of ready messages in the queue.
-func readyCount(t testing.TB, queue string) int {
-	t.Helper()
-	var n int
-	withChannel(t, testBrokerURL(t), func(ch *amqp.Channel) {
-		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-		if err != nil {
-			t.Fatalf("inspect %s: %v", queue, err)
-		}
-		n = q.Messages
-	})
-	return n
-}
+type message = testbroker.Message
 
 // eventuallyReady waits (generously: the machine is shared) until the queue holds want ready
 // messages; a message released by a closed connection takes a moment to be counted again.
@@ -138,7 +55,7 @@ func eventuallyReady(t testing.TB, queue string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got := readyCount(t, queue)
+		got := testbroker.Ready(t, queue)
 		if got == want {
 			return
 		}
@@ -180,7 +97,7 @@ type testRun struct {
 func startAgent(t testing.TB, cfg Config) *testRun {
 	t.Helper()
 	if cfg.BrokerURL == "" {
-		cfg.BrokerURL = testBrokerURL(t)
+		cfg.BrokerURL = testbroker.URL(t)
 	}
 	if cfg.TerminationLog == "" {
 		cfg.TerminationLog = filepath.Join(t.TempDir(), "termination-log")
@@ -271,7 +188,7 @@ func (p *cutProxy) addr() string { return p.listener.Addr().String() }
 // proxiedBroker returns the test broker's URL through a new cutProxy, and the proxy.
 func proxiedBroker(t testing.TB) (string, *cutProxy) {
 	t.Helper()
-	u, err := url.Parse(testBrokerURL(t))
+	u, err := url.Parse(testbroker.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

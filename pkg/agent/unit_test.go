@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -63,36 +61,6 @@ func TestPreviewIsAShortPrintableFirstLine(t *testing.T) {
 	}
 }
 
-func TestRedactorHidesThePasswordInEveryForm(t *testing.T) {
-	const password = "p@ss/w:rd%"
-	raw := "amqp://worker:" + url.QueryEscape(password) + "@broker:5672/vhost"
-	r := newRedactor(raw)
-	if strings.Contains(r.url, url.QueryEscape(password)) || !strings.Contains(r.url, "worker:xxxxx@broker:5672") {
-		t.Errorf("redacted URL = %q", r.url)
-	}
-	for _, text := range []string{
-		"dial " + raw + " failed",
-		fmt.Sprintf("parse %q: bad", raw),
-		"password is " + password,
-		"escaped " + url.QueryEscape(password),
-		fmt.Sprintf("quoted %q", password),
-		errors.New("x " + raw).Error(),
-	} {
-		got := r.redact(text)
-		if strings.Contains(got, password) || strings.Contains(got, url.QueryEscape(password)) {
-			t.Errorf("redact(%q) = %q still holds the password", text, got)
-		}
-	}
-	// A password that makes the URL unparseable is still found.
-	broken := "amqp://u:pa/ss@host/"
-	if got := newRedactor(broken).redact("bad URL " + broken + " and pa/ss"); strings.Contains(got, "pa/ss") {
-		t.Errorf("redact = %q", got)
-	}
-	if got := newRedactor("amqp://host/").redact("amqp://host/ is fine"); got != "amqp://host/ is fine" {
-		t.Errorf("redact without a password = %q", got)
-	}
-}
-
 func TestOnlyStartFailuresOfEveryPodAreMisconfigurations(t *testing.T) {
 	for errno, want := range map[syscall.Errno]bool{
 		syscall.ENOEXEC: true, syscall.EACCES: true, syscall.ENOENT: true,
@@ -101,22 +69,6 @@ func TestOnlyStartFailuresOfEveryPodAreMisconfigurations(t *testing.T) {
 		err := &os.PathError{Op: "fork/exec", Path: "/app/run", Err: errno}
 		if got := cannotEverStart(fmt.Errorf("cannot start run: %w", err)); got != want {
 			t.Errorf("%v: cannotEverStart = %v, want %v", errno, got, want)
-		}
-	}
-}
-
-func TestConnectionLimitsAreWaitedOutNotMisconfigurations(t *testing.T) {
-	a := &agent{redact: newRedactor("amqp://u:p@h/"), vhost: "/"}
-	for reason, permanent := range map[string]bool{
-		"NOT_ALLOWED - access to vhost '/' refused for user 'u'":      true,
-		"NOT_ALLOWED - vhost /x not found":                            true,
-		"NOT_ALLOWED - connection limit (10) is reached":              false,
-		"NOT_ALLOWED - vhost '/' is down":                             false,
-		"NOT_ALLOWED - user 'u' has reached its connection limit (5)": false,
-	} {
-		err := &amqp.Error{Code: amqp.NotAllowed, Reason: reason, Server: true}
-		if got := a.permanentRefusal(err) != nil; got != permanent {
-			t.Errorf("%q: permanent = %v, want %v", reason, got, permanent)
 		}
 	}
 }

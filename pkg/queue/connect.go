@@ -1,29 +1,17 @@
-// Package queue talks to RabbitMQ for the plugin: connecting with bounded retry, declaring work
-// queues with a retry limit and a dead-letter queue, publishing items with publisher confirms and
-// inspecting queue depths. It knows nothing of Kubernetes: callers hand it a URL.
+// Package queue is the one AMQP layer of the plugin and of the in-pod agent: dialing, telling
+// refusals that retrying cannot fix from those it can, declaring work queues with a retry limit
+// and a dead-letter queue, publishing items with publisher confirms, consuming them, and
+// inspecting queue depths. It knows nothing of Kubernetes: callers hand it a URL, and add to its
+// messages where that URL came from.
 package queue
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
-	"strings"
 	"time"
-
-	amqp "github.com/rabbitmq/amqp091-go"
 )
-
-// Redact hides the password of an AMQP URL so it can appear in a message. Anything that does not
-// parse as a URL is replaced whole: it may be a password typed in the wrong place.
-func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "<unparsable broker URL>"
-	}
-	return u.Redacted()
-}
 
 // WithHost returns rawURL with its host:port replaced, keeping scheme, credentials and vhost;
 // used to point a URL that names an in-cluster service at a local port-forward.
@@ -42,34 +30,6 @@ func BuildURL(username, password, hostport string) string {
 	return (&url.URL{Scheme: "amqp", User: url.UserPassword(username, password), Host: hostport}).String()
 }
 
-// Dial connects once. Errors never contain the password.
-func Dial(rawURL string) (*amqp.Connection, error) {
-	if _, err := amqp.ParseURI(rawURL); err != nil {
-		return nil, &PermanentError{Err: fmt.Errorf("invalid broker URL %s (expected amqp://USER:PASSWORD@HOST:PORT/VHOST): %w", Redact(rawURL), scrub(err, rawURL))}
-	}
-	dial := amqp.DefaultDial(10 * time.Second)
-	conn, err := amqp.DialConfig(rawURL, amqp.Config{
-		Heartbeat: 10 * time.Second,
-		Locale:    "en_US",
-		Dial: func(network, addr string) (net.Conn, error) {
-			c, err := dial(network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return newCoalescingConn(c), nil
-		},
-		Properties: amqp.Table{"connection_name": "kubectl-workqueue"},
-	})
-	if err != nil {
-		var amqpErr *amqp.Error
-		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.AccessRefused {
-			return nil, &PermanentError{Err: fmt.Errorf("the broker at %s refused the credentials: check the username and password (Secret workqueue-broker, or the URL): %w", Redact(rawURL), scrub(err, rawURL))}
-		}
-		return nil, fmt.Errorf("cannot connect to the broker at %s: %w", Redact(rawURL), scrub(err, rawURL))
-	}
-	return conn, nil
-}
-
 // TimeoutError says that attempts were given up after the time a Retry was allowed.
 type TimeoutError struct {
 	Err   error
@@ -81,24 +41,11 @@ func (e *TimeoutError) Error() string {
 }
 func (e *TimeoutError) Unwrap() error { return e.Err }
 
-// PermanentError is an error that retrying cannot fix (bad URL, refused credentials).
+// PermanentError is an error that retrying cannot fix (bad URL, a refusal: see Refusal).
 type PermanentError struct{ Err error }
 
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
-
-// scrub removes the password from an error's text, whatever the library put in it.
-func scrub(err error, rawURL string) error {
-	u, perr := url.Parse(rawURL)
-	if perr != nil {
-		return errors.New("(details hidden: they may contain the broker password)")
-	}
-	password, ok := u.User.Password()
-	if !ok || password == "" || !strings.Contains(err.Error(), password) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), password, "xxxxx"))
-}
 
 // Retry bounds how long to keep trying.
 type Retry struct {

@@ -15,43 +15,19 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/items"
 )
 
-// brokerURL is the real RabbitMQ the test command starts (hack/rabbitmq.sh).
-func brokerURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("WORKQUEUE_TEST_AMQP_URL")
-	if url == "" {
-		t.Skip("WORKQUEUE_TEST_AMQP_URL is not set: run `make test`, which starts a local RabbitMQ")
-	}
-	return url
-}
-
+// connect dials the test broker with the code under test.
 func connect(t testing.TB) *amqp.Connection {
 	t.Helper()
-	conn, err := Dial(brokerURL(t))
+	conn, err := Dial(testbroker.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
-}
-
-// uniqueQueue returns a fresh queue name and deletes it (and its dead-letter queue) afterwards.
-func uniqueQueue(t testing.TB, conn *amqp.Connection) string {
-	t.Helper()
-	name := fmt.Sprintf("test-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
-	t.Cleanup(func() {
-		ch, err := conn.Channel()
-		if err != nil {
-			return
-		}
-		defer ch.Close()
-		ch.QueueDelete(name, false, false, false)
-		ch.QueueDelete(DeadLetterName(name), false, false, false)
-	})
-	return name
 }
 
 type sliceSource struct {
@@ -69,7 +45,7 @@ func (s *sliceSource) Next() (items.Item, error) {
 
 func TestFillThenConsumeWithAmqpConsumeByteForByte(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
+	name := testbroker.QueueName(t, "queue")
 	if _, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +68,7 @@ func TestFillThenConsumeWithAmqpConsumeByteForByte(t *testing.T) {
 
 	// The seed's own consumer: one process per message, body on stdin. awk adds back the newline
 	// that fill strips, so the output must equal the input exactly.
-	cmd := exec.Command("amqp-consume", "--url", brokerURL(t), "-q", name, "-c", fmt.Sprint(n), "-p", "100", "awk", "1")
+	cmd := exec.Command("amqp-consume", "--url", testbroker.URL(t), "-q", name, "-c", fmt.Sprint(n), "-p", "100", "awk", "1")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("amqp-consume: %v", err)
@@ -104,7 +80,7 @@ func TestFillThenConsumeWithAmqpConsumeByteForByte(t *testing.T) {
 
 func TestMessagesArePersistentWithIDAndContentType(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
+	name := testbroker.QueueName(t, "queue")
 	if _, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +100,7 @@ func TestMessagesArePersistentWithIDAndContentType(t *testing.T) {
 
 func TestDeclareCreatesQuorumQueueWithDeadLetterQueue(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
+	name := testbroker.QueueName(t, "queue")
 	declared, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 2})
 	if err != nil || !declared.Created {
 		t.Fatalf("%+v %v", declared, err)
@@ -165,8 +141,8 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestSeedClassicQueueIsReusedAsIs(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
-	out, err := exec.Command("amqp-declare-queue", "--url", brokerURL(t), "-q", name, "-d").CombinedOutput()
+	name := testbroker.QueueName(t, "queue")
+	out, err := exec.Command("amqp-declare-queue", "--url", testbroker.URL(t), "-q", name, "-d").CombinedOutput()
 	if err != nil {
 		t.Fatalf("amqp-declare-queue: %v %s", err, out)
 	}
@@ -181,7 +157,7 @@ func TestSeedClassicQueueIsReusedAsIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// amqp-get, the seed's tool, reads what we put there.
-	got, err := exec.Command("amqp-get", "--url", brokerURL(t), "-q", name).Output()
+	got, err := exec.Command("amqp-get", "--url", testbroker.URL(t), "-q", name).Output()
 	if err != nil || string(got) != "a" {
 		t.Fatalf("amqp-get: %q %v", got, err)
 	}
@@ -189,7 +165,7 @@ func TestSeedClassicQueueIsReusedAsIs(t *testing.T) {
 
 func TestStrictDeclareExplainsWhatDiffers(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
+	name := testbroker.QueueName(t, "queue")
 	if _, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +189,8 @@ func TestStrictDeclareExplainsWhatDiffers(t *testing.T) {
 // empty QUEUE.failed behind.
 func TestStrictQuorumOverAClassicQueueNamesTheTypeAndLeavesNothing(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
-	if out, err := exec.Command("amqp-declare-queue", "--url", brokerURL(t), "-q", name, "-d").CombinedOutput(); err != nil {
+	name := testbroker.QueueName(t, "queue")
+	if out, err := exec.Command("amqp-declare-queue", "--url", testbroker.URL(t), "-q", name, "-d").CombinedOutput(); err != nil {
 		t.Fatalf("amqp-declare-queue: %v %s", err, out)
 	}
 	_, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 3, Strict: true})
@@ -230,7 +206,7 @@ func TestStrictQuorumOverAClassicQueueNamesTheTypeAndLeavesNothing(t *testing.T)
 // after it. Whoever inspects the dead letters takes them and gives them back: none may go.
 func TestDeadLetterQueueKeepsAMessageGivenBackManyTimes(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
+	name := testbroker.QueueName(t, "queue")
 	if _, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +259,7 @@ func TestDeadLetterQueueKeepsAMessageGivenBackManyTimes(t *testing.T) {
 // redeclare that asks for the default strategy is refused, which shows what the queue holds.
 func TestWorkQueueDeadLettersAtLeastOnce(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
+	name := testbroker.QueueName(t, "queue")
 	spec := Spec{Name: name, Type: Quorum, MaxAttempts: 3}
 	if _, err := Declare(conn, spec); err != nil {
 		t.Fatal(err)
@@ -318,11 +294,11 @@ func TestLongItemOutlivesTheBrokersConsumerTimeout(t *testing.T) {
 	}
 	held := brokerTimeout + 5*time.Second // the broker looks once a second in the test setup
 
-	ours := uniqueQueue(t, conn)
+	ours := testbroker.QueueName(t, "queue")
 	if _, err := Declare(conn, Spec{Name: ours, Type: Quorum, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
 	}
-	plain := uniqueQueue(t, conn)
+	plain := testbroker.QueueName(t, "queue")
 	setup, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +374,7 @@ func atLeastVersion(conn *amqp.Connection, major, minor int) bool {
 
 func TestMandatoryReturnIsAnErrorNamingTheItem(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn) // never declared: nothing can route to it
+	name := testbroker.QueueName(t, "queue") // never declared: nothing can route to it
 	src := &sliceSource{bodies: []string{"lost-1", "lost-2", "lost-3"}}
 	result, err := Publish(context.Background(), conn, name, src, PublishOptions{})
 	if err == nil || !strings.Contains(err.Error(), "test:1") || !strings.Contains(err.Error(), "NO_ROUTE") {
@@ -411,7 +387,7 @@ func TestMandatoryReturnIsAnErrorNamingTheItem(t *testing.T) {
 
 func TestNackStopsAndCountsExactly(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
+	name := testbroker.QueueName(t, "queue")
 	ch, _ := conn.Channel()
 	// A full queue that rejects publishes makes the broker nack.
 	if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "classic", "x-max-length": int64(5), "x-overflow": "reject-publish"}); err != nil {
@@ -435,13 +411,13 @@ func TestNackStopsAndCountsExactly(t *testing.T) {
 }
 
 func TestBadCredentialsNeverShowThePassword(t *testing.T) {
-	bad := withPassword(t, brokerURL(t), "s3cr3t-pw")
+	bad := withPassword(t, testbroker.URL(t), "s3cr3t-pw")
 	_, err := Dial(bad)
 	var permanent *PermanentError
 	if err == nil || !errors.As(err, &permanent) {
 		t.Fatalf("want a permanent error, got %v", err)
 	}
-	if strings.Contains(err.Error(), "s3cr3t-pw") || !strings.Contains(err.Error(), "refused the credentials") {
+	if strings.Contains(err.Error(), "s3cr3t-pw") || !strings.Contains(err.Error(), "refused the login") {
 		t.Fatalf("error %q", err)
 	}
 }
@@ -473,7 +449,7 @@ func (s *interruptedSource) Next() (items.Item, error) {
 // report and the --skip it suggests are exact.
 func TestInterruptionCountsTheConfirmsThatArrived(t *testing.T) {
 	conn := connect(t)
-	name := uniqueQueue(t, conn)
+	name := testbroker.QueueName(t, "queue")
 	if _, err := Declare(conn, Spec{Name: name, Type: Classic, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func TestRedact(t *testing.T) {
@@ -139,5 +142,87 @@ func TestRetryWithinBoundsTheTime(t *testing.T) {
 	}
 	if calls < 2 || calls > 6 {
 		t.Errorf("%d attempts in 100ms at 20ms apart", calls)
+	}
+}
+
+func TestRedactorHidesThePasswordInEveryForm(t *testing.T) {
+	const password = "p@ss/w:rd%"
+	raw := "amqp://worker:" + url.QueryEscape(password) + "@broker:5672/vhost"
+	r := NewRedactor(raw)
+	if strings.Contains(r.URL(), url.QueryEscape(password)) || !strings.Contains(r.URL(), "worker:xxxxx@broker:5672") {
+		t.Errorf("redacted URL = %q", r.URL())
+	}
+	for _, text := range []string{
+		"dial " + raw + " failed",
+		fmt.Sprintf("parse %q: bad", raw),
+		"password is " + password,
+		"escaped " + url.QueryEscape(password),
+		fmt.Sprintf("quoted %q", password),
+		errors.New("x " + raw).Error(),
+	} {
+		got := r.Redact(text)
+		if strings.Contains(got, password) || strings.Contains(got, url.QueryEscape(password)) {
+			t.Errorf("redact(%q) = %q still holds the password", text, got)
+		}
+	}
+	// A password that makes the URL unparseable is still found.
+	broken := "amqp://u:pa/ss@host/"
+	if got := NewRedactor(broken).Redact("bad URL " + broken + " and pa/ss"); strings.Contains(got, "pa/ss") {
+		t.Errorf("redact = %q", got)
+	}
+	if got := NewRedactor("amqp://host/").Redact("amqp://host/ is fine"); got != "amqp://host/ is fine" {
+		t.Errorf("redact without a password = %q", got)
+	}
+}
+
+func TestConnectionLimitsAreWaitedOutNotRefusals(t *testing.T) {
+	for reason, permanent := range map[string]bool{
+		"NOT_ALLOWED - access to vhost '/' refused for user 'u'":      true,
+		"NOT_ALLOWED - vhost /x not found":                            true,
+		"NOT_ALLOWED - connection limit (10) is reached":              false,
+		"NOT_ALLOWED - vhost '/' is down":                             false,
+		"NOT_ALLOWED - user 'u' has reached its connection limit (5)": false,
+	} {
+		err := &amqp.Error{Code: amqp.NotAllowed, Reason: reason, Server: true}
+		if got := Refusal(err, "q", "/") != nil; got != permanent {
+			t.Errorf("%q: permanent = %v, want %v", reason, got, permanent)
+		}
+	}
+}
+
+func TestRefusalsSayWhatToChange(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		what Refused
+		text string
+	}{
+		{"no mechanism", amqp.ErrSASL, RefusedMechanism, "no login mechanism"},
+		{"inferred credentials", amqp.ErrCredentials, RefusedLogin, "refused the login"},
+		{"stated credentials", &amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN", Server: true}, RefusedLogin, "check the user name and password"},
+		{"inferred vhost", amqp.ErrVhost, RefusedVhost, `into vhost "/v"`},
+		{"stated vhost", &amqp.Error{Code: amqp.NotAllowed, Reason: "NOT_ALLOWED - access to vhost '/v' refused for user 'u'", Server: true}, RefusedVhost, "grant the user access"},
+		{"no queue", fmt.Errorf("declare: %w", &amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - no queue 'q'", Server: true}), RefusedNoQueue, `queue "q" does not exist in vhost "/v"`},
+		{"queue permissions", &amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED - access to queue 'q' in vhost '/v' refused", Server: true}, RefusedQueue, "read and write permissions"},
+	}
+	for _, tt := range tests {
+		err := Refusal(tt.err, "q", "/v")
+		var permanent *PermanentError
+		refusal := AsRefusal(err)
+		if !errors.As(err, &permanent) || refusal == nil || refusal.What != tt.what || !strings.Contains(err.Error(), tt.text) {
+			t.Errorf("%s: Refusal = %v", tt.name, err)
+			continue
+		}
+		if !errors.Is(err, tt.err) && !errors.Is(err, errors.Unwrap(tt.err)) {
+			t.Errorf("%s: %v does not wrap the broker's reply", tt.name, err)
+		}
+		if strings.Contains(strings.ToLower(err.Error()), "secret") || strings.Contains(err.Error(), "BROKER_URL") {
+			t.Errorf("%s: %q names where the caller got the URL", tt.name, err)
+		}
+	}
+	for _, retryable := range []error{errors.New("dial tcp: connection refused"), amqp.ErrClosed, &amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND", Server: true}} {
+		if err := Refusal(retryable, "", "/"); err != nil {
+			t.Errorf("Refusal(%v) = %v, want nil", retryable, err)
+		}
 	}
 }

@@ -15,16 +15,9 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 )
-
-func brokerURL(b *testing.B) string {
-	url := os.Getenv("WORKQUEUE_TEST_AMQP_URL")
-	if url == "" {
-		b.Skip("WORKQUEUE_TEST_AMQP_URL is not set: run `make bench`, which starts a local RabbitMQ")
-	}
-	return url
-}
 
 // buildPlugin builds the binary under test, as users get it.
 func buildPlugin(b *testing.B) string {
@@ -122,7 +115,7 @@ func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
 // with `amqp-publish -l` (persistent, unconfirmed) and the seed's loop of one amqp-publish per
 // item, and measures fill's peak RSS on a million items.
 func BenchmarkFill(b *testing.B) {
-	url := brokerURL(b)
+	url := testbroker.URL(b)
 	plugin := buildPlugin(b)
 	const n, loopN, bigN = 200_000, 500, 1_000_000
 	file := writeItems(b, n)

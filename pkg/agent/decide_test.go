@@ -1,0 +1,357 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+)
+
+// fakeMessage is one message on the fakeBroker's queue.
+type fakeMessage struct {
+	id       string
+	returned int // how many times it was given back
+}
+
+// fakeBroker stands in for a queue on RabbitMQ, as far as the agent can tell: prefetch 1,
+// requeue at the head, quorum delivery counts (or a classic queue's redelivered flag) and
+// dead-lettering at a delivery limit.
+type fakeBroker struct {
+	mu            sync.Mutex
+	ready         []*fakeMessage
+	classic       bool
+	deliveryLimit int // a message given back this many times is dead-lettered; 0 for never
+
+	loseAcks map[string]int // acks of these ids fail this many times, as when the connection drops
+	openErr  error          // every open fails with it
+	getErr   error          // every Get and Consume fails with it
+	opens    int
+	settled  []string
+	dead     []string
+	session  *fakeSession
+}
+
+func newFakeBroker(ids ...string) *fakeBroker {
+	b := &fakeBroker{loseAcks: map[string]int{}}
+	for _, id := range ids {
+		b.ready = append(b.ready, &fakeMessage{id: id})
+	}
+	return b
+}
+
+func (b *fakeBroker) open(time.Duration) (source, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.opens++
+	if b.openErr != nil {
+		return nil, b.openErr
+	}
+	b.session = &fakeSession{b: b}
+	return b.session, nil
+}
+
+type fakeSession struct {
+	b        *fakeBroker
+	closed   bool
+	consumer chan amqp.Delivery
+	inflight *fakeMessage
+}
+
+// deliver hands out the head of the queue; the caller holds b.mu.
+func (s *fakeSession) deliverLocked() (amqp.Delivery, bool) {
+	b := s.b
+	if len(b.ready) == 0 || s.inflight != nil {
+		return amqp.Delivery{}, false
+	}
+	m := b.ready[0]
+	b.ready = b.ready[1:]
+	s.inflight = m
+	d := amqp.Delivery{Acknowledger: &fakeAcknowledger{s: s, m: m}, MessageId: m.id, Body: []byte("body of " + m.id), Redelivered: m.returned > 0}
+	if !b.classic {
+		d.Headers = amqp.Table{"x-delivery-count": int64(m.returned)}
+	}
+	return d, true
+}
+
+// feedLocked keeps the active consumer supplied, one unsettled message at a time.
+func (s *fakeSession) feedLocked() {
+	if s.consumer == nil || s.closed {
+		return
+	}
+	if d, ok := s.deliverLocked(); ok {
+		s.consumer <- d
+	}
+}
+
+func (s *fakeSession) Get() (amqp.Delivery, bool, error) {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.b.getErr != nil {
+		return amqp.Delivery{}, false, s.b.getErr
+	}
+	d, ok := s.deliverLocked()
+	return d, ok, nil
+}
+
+func (s *fakeSession) Consume(string) (<-chan amqp.Delivery, error) {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.b.getErr != nil {
+		return nil, s.b.getErr
+	}
+	s.consumer = make(chan amqp.Delivery, 1)
+	s.feedLocked()
+	return s.consumer, nil
+}
+
+func (s *fakeSession) Cancel(string) error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.consumer != nil {
+		close(s.consumer)
+		s.consumer = nil
+	}
+	return nil
+}
+
+func (s *fakeSession) Ready() (int, error) {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	return len(s.b.ready), nil
+}
+
+// Close gives back what the session held, as the broker does when a connection closes.
+func (s *fakeSession) Close() {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.inflight != nil {
+		s.inflight.returned++
+		s.b.ready = append([]*fakeMessage{s.inflight}, s.b.ready...)
+		s.inflight = nil
+	}
+}
+
+type fakeAcknowledger struct {
+	s *fakeSession
+	m *fakeMessage
+}
+
+func (f *fakeAcknowledger) Ack(uint64, bool) error {
+	b := f.s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.loseAcks[f.m.id] > 0 {
+		b.loseAcks[f.m.id]--
+		b.settled = append(b.settled, "ack lost "+f.m.id)
+		return amqp.ErrClosed
+	}
+	b.settled = append(b.settled, "ack "+f.m.id)
+	f.s.inflight = nil
+	f.s.feedLocked()
+	return nil
+}
+
+func (f *fakeAcknowledger) Nack(uint64, bool, bool) error {
+	return errors.New("the agent must reject, never nack: a nack does not count toward a quorum queue's delivery limit")
+}
+
+func (f *fakeAcknowledger) Reject(_ uint64, requeue bool) error {
+	b := f.s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.settled = append(b.settled, fmt.Sprintf("reject %s requeue=%v", f.m.id, requeue))
+	f.s.inflight = nil
+	f.m.returned++
+	if b.deliveryLimit > 0 && !b.classic && f.m.returned >= b.deliveryLimit {
+		b.dead = append(b.dead, f.m.id)
+	} else {
+		b.ready = append([]*fakeMessage{f.m}, b.ready...)
+	}
+	f.s.feedLocked()
+	return nil
+}
+
+// fakeRunner returns a scripted result per message id (the last one repeats) and records runs.
+type fakeRunner struct {
+	results map[string][]commandResult
+	ran     []string
+}
+
+func (r *fakeRunner) run(it item) commandResult {
+	r.ran = append(r.ran, fmt.Sprintf("%s#%d", it.messageID, it.attempt))
+	script := r.results[it.messageID]
+	if len(script) == 0 {
+		return exited(0)
+	}
+	result := script[0]
+	if len(script) > 1 {
+		r.results[it.messageID] = script[1:]
+	}
+	return result
+}
+
+func exited(code int) commandResult {
+	r := commandResult{started: true, exitCode: code, duration: time.Millisecond}
+	if code != 0 {
+		r.err = fmt.Errorf("command exited with status %d", code)
+	}
+	return r
+}
+
+func signalled(code int) commandResult {
+	r := exited(code)
+	r.signal = syscall.SIGTERM
+	return r
+}
+
+func timedOut() commandResult {
+	r := exited(128 + int(syscall.SIGKILL))
+	r.timedOut = true
+	r.err = errors.New("command killed by SIGKILL")
+	return r
+}
+
+func cannotStart(errno syscall.Errno) commandResult {
+	return commandResult{err: fmt.Errorf("cannot start run: %w", &os.PathError{Op: "fork/exec", Path: "/app/run", Err: errno})}
+}
+
+// Every way an item can end, decided with fakes for the broker and the command: how the item is
+// settled, whether the agent goes on, and the exit code and outcome it reports.
+func TestDecisionPerItem(t *testing.T) {
+	loginRefused := &queue.PermanentError{Err: &queue.RefusalError{What: queue.RefusedLogin, Err: amqp.ErrCredentials}}
+	tests := []struct {
+		name    string
+		mode    constants.Mode
+		broker  func() *fakeBroker
+		results map[string][]commandResult
+
+		wantExit    int
+		wantResult  string
+		wantSettled []string
+		wantRan     []string
+		wantDead    []string
+		wantError   string // in the outcome's error
+		wantCounts  [2]int // drain: processed, failed
+	}{
+		{name: "one: exit 0 acks", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker("m1", "m2") },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1"}, wantRan: []string{"m1#1"}},
+		{name: "one: non-zero requeues", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {exited(2)}},
+			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"reject m1 requeue=true"}, wantRan: []string{"m1#1"}, wantError: "status 2"},
+		{name: "one: timeout requeues", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {timedOut()}},
+			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"reject m1 requeue=true"}, wantRan: []string{"m1#1"}, wantError: "timed out"},
+		{name: "one: command missing is a misconfiguration", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {cannotStart(syscall.ENOENT)}},
+			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantSettled: []string{"reject m1 requeue=true"}, wantRan: []string{"m1#1"}, wantError: "no such file"},
+		{name: "one: no processes left cannot start here", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {cannotStart(syscall.EAGAIN)}},
+			wantExit: outcome.ExitCannotStart, wantResult: outcome.ResultError, wantSettled: []string{"reject m1 requeue=true"}, wantRan: []string{"m1#1"}, wantError: "another pod"},
+		{name: "one: signal during the command requeues", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {signalled(143)}},
+			wantExit: outcome.ExitInterrupted, wantResult: outcome.ResultInterrupted, wantSettled: []string{"reject m1 requeue=true"}, wantRan: []string{"m1#1"}},
+		{name: "one: exit 0 despite a signal acks", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {signalled(0)}},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1"}, wantRan: []string{"m1#1"}},
+		{name: "drain: exit 0 despite a signal acks, then stops", mode: constants.ModeDrain, broker: func() *fakeBroker { return newFakeBroker("m1", "m2") },
+			results:  map[string][]commandResult{"m1": {signalled(0)}},
+			wantExit: outcome.ExitInterrupted, wantResult: outcome.ResultInterrupted, wantSettled: []string{"ack m1"}, wantRan: []string{"m1#1"}, wantCounts: [2]int{1, 0}},
+		{name: "one: a lost ack is not a success", mode: constants.ModeOne, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.loseAcks["m1"] = 1; return b },
+			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantSettled: []string{"ack lost m1"}, wantRan: []string{"m1#1"}, wantError: "did not reach the broker"},
+		{name: "drain: one lost ack is redelivered and done", mode: constants.ModeDrain, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.loseAcks["m1"] = 1; return b },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}, wantCounts: [2]int{1, 0}},
+		{name: "drain: the same ack lost twice stops", mode: constants.ModeDrain, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.loseAcks["m1"] = 2; return b },
+			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantSettled: []string{"ack lost m1", "ack lost m1"}, wantRan: []string{"m1#1", "m1#2"}, wantError: "for the second time"},
+		{name: "one: empty queue", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker() },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultEmpty},
+		{name: "drain: empty queue", mode: constants.ModeDrain, broker: func() *fakeBroker { return newFakeBroker() },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultEmpty},
+		{name: "drain: every item, then idle", mode: constants.ModeDrain, broker: func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
+			results:  map[string][]commandResult{"m2": {exited(1), exited(0)}},
+			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"ack m1", "reject m2 requeue=true", "ack m2", "ack m3"}, wantRan: []string{"m1#1", "m2#1", "m2#2", "m3#1"}, wantCounts: [2]int{3, 1}},
+		{name: "drain: the delivery limit dead-letters", mode: constants.ModeDrain, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.deliveryLimit = 2; return b },
+			results:  map[string][]commandResult{"m1": {exited(1)}},
+			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"reject m1 requeue=true", "reject m1 requeue=true"}, wantRan: []string{"m1#1", "m1#2"}, wantDead: []string{"m1"}, wantCounts: [2]int{0, 2}},
+		{name: "drain: a classic queue would retry forever", mode: constants.ModeDrain, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.classic = true; return b },
+			results:  map[string][]commandResult{"m1": {exited(1)}},
+			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"reject m1 requeue=true", "reject m1 requeue=true"}, wantRan: []string{"m1#1"}, wantCounts: [2]int{0, 1}},
+		{name: "one: sessions that keep failing", mode: constants.ModeOne, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.getErr = amqp.ErrClosed; return b },
+			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantError: "keeps closing the connection"},
+		{name: "drain: consumers that keep failing", mode: constants.ModeDrain, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.getErr = amqp.ErrClosed; return b },
+			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantError: "keeps closing the connection"},
+		{name: "missing queue is a misconfiguration", mode: constants.ModeOne,
+			broker: func() *fakeBroker {
+				b := newFakeBroker()
+				b.openErr = &amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - no queue 'q'", Server: true}
+				return b
+			},
+			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantError: `queue "q" does not exist`},
+		{name: "refused login is a misconfiguration", mode: constants.ModeDrain, broker: func() *fakeBroker { b := newFakeBroker(); b.openErr = loginRefused; return b },
+			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantError: "refused the login"},
+		{name: "refused queue access mid-session is a misconfiguration", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1")
+				b.getErr = &amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED - access to queue 'q' refused", Server: true}
+				return b
+			},
+			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantError: "read and write permissions"},
+		{name: "unreachable broker", mode: constants.ModeOne, broker: func() *fakeBroker {
+			b := newFakeBroker()
+			b.openErr = errors.New("dial tcp: connection refused")
+			return b
+		},
+			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantError: "cannot reach the broker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.broker()
+			r := &fakeRunner{results: tt.results}
+			var log strings.Builder
+			a := newAgent(Config{
+				BrokerURL: "amqp://u:secret@broker:5672/", Queue: "q", Mode: tt.mode, Command: []string{"true"},
+				Idle: 20 * time.Millisecond, EmptyWait: time.Millisecond, ConnectBudget: 300 * time.Millisecond,
+				Log: &log, Stdout: io.Discard, Stderr: io.Discard,
+			})
+			a.open, a.runner = b.open, r
+
+			got := a.run()
+
+			if got.ExitCode != tt.wantExit || got.Outcome.Result != tt.wantResult {
+				t.Errorf("exit %d %q, want %d %q; log:\n%s", got.ExitCode, got.Outcome.Result, tt.wantExit, tt.wantResult, log.String())
+			}
+			if fmt.Sprint(b.settled) != fmt.Sprint(tt.wantSettled) {
+				t.Errorf("settled %q, want %q", b.settled, tt.wantSettled)
+			}
+			if fmt.Sprint(r.ran) != fmt.Sprint(tt.wantRan) {
+				t.Errorf("ran %q, want %q", r.ran, tt.wantRan)
+			}
+			if fmt.Sprint(b.dead) != fmt.Sprint(tt.wantDead) {
+				t.Errorf("dead-lettered %q, want %q", b.dead, tt.wantDead)
+			}
+			if !strings.Contains(got.Outcome.Error, tt.wantError) {
+				t.Errorf("outcome error %q, want it to contain %q", got.Outcome.Error, tt.wantError)
+			}
+			if tt.mode == constants.ModeDrain && [2]int{got.Outcome.Processed, got.Outcome.Failed} != tt.wantCounts {
+				t.Errorf("processed, failed = %d, %d, want %v", got.Outcome.Processed, got.Outcome.Failed, tt.wantCounts)
+			}
+			if strings.Contains(log.String()+got.Outcome.Error, "secret") {
+				t.Errorf("the password leaked:\n%s", log.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,102 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+)
+
+// misconfiguredError is a failure that retrying cannot fix: the Job should fail at once.
+type misconfiguredError struct{ err error }
+
+func (e *misconfiguredError) Error() string { return e.err.Error() }
+func (e *misconfiguredError) Unwrap() error { return e.err }
+
+func misconfigured(format string, args ...any) error {
+	return &misconfiguredError{err: fmt.Errorf(format, args...)}
+}
+
+// unreachableError means the broker could not be reached within the retry budget.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// ackLostError means the command succeeded but its ack did not reach the broker, which will
+// deliver the item again.
+type ackLostError struct {
+	messageID string
+	err       error
+}
+
+func (e *ackLostError) Error() string {
+	return fmt.Sprintf("item %s was processed but its ack did not reach the broker (%v); the broker delivers it again", e.messageID, e.err)
+}
+func (e *ackLostError) Unwrap() error { return e.err }
+
+// cannotStartError means the command could not be started for a reason of this pod's.
+type cannotStartError struct{ err error }
+
+func (e *cannotStartError) Error() string { return e.err.Error() }
+func (e *cannotStartError) Unwrap() error { return e.err }
+
+// interruptedError means a signal told the agent to stop.
+type interruptedError struct{ signal os.Signal }
+
+func (e *interruptedError) Error() string { return "interrupted by " + signalName(e.signal) }
+
+// errorResult maps an error that ends the run to its exit code and outcome.
+func (a *agent) errorResult(err error) Result {
+	return a.errorResultWith(outcome.Outcome{}, err)
+}
+
+func (a *agent) errorResultWith(o outcome.Outcome, err error) Result {
+	if a.cfg.Mode == constants.ModeDrain {
+		o.Processed, o.Failed = a.processed, a.failed
+	}
+	var interrupted *interruptedError
+	if errors.As(err, &interrupted) {
+		o.Result = outcome.ResultInterrupted
+		return Result{ExitCode: outcome.ExitInterrupted, Outcome: o}
+	}
+	message := a.redact.Redact(err.Error())
+	a.logf("%s", message)
+	o.Result = outcome.ResultError
+	o.Error = message
+	var mis *misconfiguredError
+	var cannotStart *cannotStartError
+	switch {
+	case errors.As(err, &mis):
+		return Result{ExitCode: outcome.ExitMisconfigured, Outcome: o}
+	case errors.As(err, &cannotStart):
+		return Result{ExitCode: outcome.ExitCannotStart, Outcome: o}
+	}
+	return Result{ExitCode: outcome.ExitBrokerUnreachable, Outcome: o}
+}
+
+func shortFailure(run commandResult) string {
+	if run.exitCode > 128 {
+		return run.err.Error()
+	}
+	return fmt.Sprintf("exit %d", run.exitCode)
+}
+
+func formatDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+func items(n int) string { return plural(n, "item") }
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

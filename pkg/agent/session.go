@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+)
+
+const (
+	// maxRetryDelay caps the backoff between connection attempts.
+	maxRetryDelay = 5 * time.Second
+	// maxDialTimeout bounds one TCP connect and AMQP handshake.
+	maxDialTimeout = queue.DefaultDialTimeout
+)
+
+// source is where the agent takes items from: a *queue.Consumer on the broker, or a fake in the
+// table tests. Its errors are the client library's, which queue.Refusal classifies.
+type source interface {
+	Get() (amqp.Delivery, bool, error)
+	Consume(tag string) (<-chan amqp.Delivery, error)
+	Cancel(tag string) error
+	Ready() (int, error)
+	Close()
+}
+
+// session is one open source, with the drain-mode consumer while one is active.
+type session struct {
+	src         source
+	deliveries  <-chan amqp.Delivery
+	consumerTag string
+}
+
+func (s *session) close() {
+	if s != nil && s.src != nil {
+		s.src.Close()
+	}
+}
+
+// dialBroker opens the production source. Prefetch 1: a busy agent holds no item that another pod
+// could be working on. No write coalescing: the agent settles one item at a time, and would only
+// wait the coalescing delay for every ack.
+func (a *agent) dialBroker(timeout time.Duration) (source, error) {
+	c, err := queue.DialConsumer(a.cfg.BrokerURL, a.cfg.Queue, 1,
+		queue.WithConnectionName(a.connectionName), queue.WithDialTimeout(timeout), queue.WithCoalescing(false),
+		queue.WithRetryNotice(func(err error) {
+			a.logf("the broker at %s closed the connection during login (%v); trying once more", a.redact.URL(), err)
+		}))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// connect opens a session, retrying with backoff while the broker cannot be reached, for up to
+// the connect budget. Refusals that retrying cannot fix (credentials, vhost, missing queue) end
+// it at once, and so does a signal.
+func (a *agent) connect() (*session, error) {
+	budget := a.cfg.ConnectBudget
+	deadline := time.Now().Add(budget)
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		s, err := a.openInterruptibly(time.Until(deadline))
+		if err == nil {
+			if attempt > 1 {
+				a.logf("connected to the broker at %s", a.redact.URL())
+			}
+			return s, nil
+		}
+		var interrupted *interruptedError
+		if errors.As(err, &interrupted) {
+			return nil, err
+		}
+		if refusal := a.refusal(err); refusal != nil {
+			return nil, refusal
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return nil, &unreachableError{err: fmt.Errorf(
+				"cannot reach the broker at %s within %s: %w; check that the broker is running and that BROKER_URL names its host and port",
+				a.redact.URL(), budget, err)}
+		}
+		if attempt == 1 {
+			a.logf("broker at %s not reachable yet (%v); retrying for up to %s", a.redact.URL(), err, budget)
+		}
+		select {
+		case <-time.After(min(delay, remaining)):
+		case sig := <-a.cfg.Signals:
+			a.logf("stopped by %s while connecting to the broker", signalName(sig))
+			return nil, &interruptedError{signal: sig}
+		}
+		delay = min(2*delay, maxRetryDelay)
+	}
+}
+
+// openInterruptibly opens in the background so that a signal does not wait for a slow connect.
+func (a *agent) openInterruptibly(remaining time.Duration) (*session, error) {
+	type opened struct {
+		src source
+		err error
+	}
+	result := make(chan opened, 1)
+	go func() {
+		src, err := a.open(min(max(remaining, time.Second), maxDialTimeout))
+		result <- opened{src, err}
+	}()
+	select {
+	case r := <-result:
+		if r.err != nil {
+			return nil, r.err
+		}
+		return &session{src: r.src}, nil
+	case sig := <-a.cfg.Signals:
+		go func() {
+			if r := <-result; r.src != nil {
+				r.src.Close()
+			}
+		}()
+		a.logf("stopped by %s while connecting to the broker", signalName(sig))
+		return nil, &interruptedError{signal: sig}
+	}
+}
+
+// refusal turns an error that retrying cannot fix into a misconfiguredError that says where the
+// agent got what the broker refused; it returns nil for anything worth retrying. queue.Dial has
+// already tried a refusal that the client only inferred once more, so every refusal that
+// reaches the agent is believed.
+func (a *agent) refusal(err error) error {
+	if queue.AsRefusal(err) == nil {
+		if permanent := queue.Refusal(err, a.cfg.Queue, a.vhost); permanent != nil {
+			err = permanent
+		}
+	}
+	refused := queue.AsRefusal(err)
+	if refused == nil {
+		var permanent *queue.PermanentError
+		if errors.As(err, &permanent) {
+			return &misconfiguredError{err: err}
+		}
+		return nil
+	}
+	refused.Broker = a.redact.URL()
+	switch refused.What {
+	case queue.RefusedNoQueue:
+		return misconfigured("%w: check QUEUE (or --queue), or declare and fill the queue first (kubectl workqueue fill)", refused)
+	case queue.RefusedQueue:
+		return &misconfiguredError{err: refused}
+	default:
+		return misconfigured("%w; the URL comes from BROKER_URL", refused)
+	}
+}
+
+func (a *agent) ensureSession() error {
+	if a.sess != nil {
+		return nil
+	}
+	s, err := a.connect()
+	if err != nil {
+		return err
+	}
+	a.sess = s
+	return nil
+}
+
+func (a *agent) ensureConsumer() error {
+	if err := a.ensureSession(); err != nil {
+		return err
+	}
+	if a.sess.deliveries != nil {
+		return nil
+	}
+	a.consumerSeq++
+	tag := fmt.Sprintf("%s %d", a.connectionName, a.consumerSeq)
+	deliveries, err := a.sess.src.Consume(tag)
+	if err != nil {
+		if err := a.sessionFailed(err); err != nil {
+			return err
+		}
+		return a.ensureConsumer()
+	}
+	a.sess.deliveries, a.sess.consumerTag = deliveries, tag
+	a.sessionFailures = 0
+	return nil
+}
+
+// sessionFailed drops a session that stopped working so the next step reconnects. It returns an
+// error when the agent should stop instead: the broker refused something for good, or sessions
+// keep failing right after they open. Only refusals the broker stated count here: a channel
+// that closes under a working session is a lost connection, not a refusal.
+func (a *agent) sessionFailed(err error) error {
+	a.dropSession()
+	if !queue.Inferred(err) {
+		if refusal := a.refusal(err); refusal != nil {
+			return refusal
+		}
+	}
+	a.sessionFailures++
+	if a.sessionFailures > maxSessionFailures {
+		return &unreachableError{err: fmt.Errorf("the broker at %s keeps closing the connection: %w", a.redact.URL(), err)}
+	}
+	a.logf("lost the broker connection (%v); reconnecting", err)
+	return nil
+}
+
+func (a *agent) dropSession() {
+	if a.sess != nil {
+		a.sess.close()
+		a.sess = nil
+	}
+}
