@@ -111,9 +111,8 @@ func Connect(ctx context.Context, client kubernetes.Interface, config *rest.Conf
 		conn, err := queue.Dial(queue.BuildURL(username, password, session.Addr()))
 		if err != nil {
 			session.Close()
-			var permanent *queue.PermanentError
-			if errors.As(err, &permanent) {
-				return &queue.PermanentError{Err: fmt.Errorf("%w (the credentials come from Secret %s/%s)", err, t.Namespace, CredentialsSecret)}
+			if refusal := queue.AsRefusal(err); refusal != nil && refusal.What == queue.RefusedLogin {
+				return &queue.PermanentError{Err: fmt.Errorf("%w; the credentials come from Secret %s/%s (or guest:guest without it)", err, t.Namespace, CredentialsSecret)}
 			}
 			return err
 		}
