@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -17,19 +18,24 @@ type DeleteOptions struct {
 	Queue     string
 	Name      string
 	KeepQueue bool
+	Yes       bool
 
+	confirmer
 	broker    brokerFlags
 	namespace string
 	getter    ClientGetter
-	genericiooptions.IOStreams
 }
 
 // NewCmdDelete builds `kubectl workqueue delete`.
 func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.Command {
-	o := &DeleteOptions{IOStreams: streams, getter: getter}
+	o := &DeleteOptions{getter: getter, confirmer: confirmer{IOStreams: streams, terminal: func() bool { return isTerminal(streams.In) }}}
 	cmd := &cobra.Command{
 		Use:   "delete QUEUE",
 		Short: "Delete what the plugin made for a queue: its Job and pods, the queue and its dead-letter queue",
+		Long: longDesc(`
+			Delete the queue's Job with its pods and Secret, then the queue and QUEUE.failed.
+			When the queues still hold items, it asks first on a terminal; elsewhere it needs
+			--yes (or --keep-queue, which deletes only the Job).`),
 		Example: examples(`
 			# Remove the Job, its pods and Secret, and the queues job1 and job1.failed
 			kubectl workqueue delete job1
@@ -43,6 +49,7 @@ func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 	}
 	cmd.Flags().StringVar(&o.Name, "name", "", "The Job's name (default: the queue's name)")
 	cmd.Flags().BoolVar(&o.KeepQueue, "keep-queue", false, "Keep the queue and its dead-letter queue")
+	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "Do not ask before deleting queues that hold items")
 	o.broker.addFlags(cmd)
 	return cmd
 }
@@ -50,6 +57,7 @@ func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 // Complete reads the queue and the namespace.
 func (o *DeleteOptions) Complete(args []string) error {
 	o.Queue = args[0]
+	o.yes = o.Yes
 	if o.Name == "" {
 		o.Name = o.Queue
 	}
@@ -70,6 +78,9 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 			return fmt.Errorf("%w (pass --keep-queue to delete only the Job)", err)
 		}
 		defer b.Close()
+		if err := o.confirmLosses(b); err != nil {
+			return err
+		}
 	}
 	client, err := o.getter.KubernetesClientSet()
 	if err != nil {
@@ -94,4 +105,23 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("nothing to delete: no Job %s and no queue %s in namespace %s", o.Name, o.Queue, o.namespace)
 	}
 	return nil
+}
+
+// confirmLosses asks before deleting queues that still hold items.
+func (o *DeleteOptions) confirmLosses(b *rabbitmq.Broker) error {
+	counts, err := workqueue.CountQueue(b.Conn, o.Queue)
+	if err != nil {
+		return err
+	}
+	var held []string
+	if counts.Ready > 0 {
+		held = append(held, fmt.Sprintf("%d %s in %s", counts.Ready, plural(counts.Ready, "item"), o.Queue))
+	}
+	if counts.DeadLetters != nil && *counts.DeadLetters > 0 {
+		held = append(held, fmt.Sprintf("%d in %s", *counts.DeadLetters, queue.DeadLetterName(o.Queue)))
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	return o.confirm("delete the queues with the items they hold (" + strings.Join(held, ", ") + ")")
 }

@@ -73,6 +73,8 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		NewCmdStatus(streams, getter),
 		NewCmdDelete(streams, getter),
 		NewCmdLogs(streams, getter),
+		NewCmdRetry(streams, getter),
+		NewCmdPurge(streams, getter),
 		NewCmdBroker(streams, getter),
 	)
 	return root

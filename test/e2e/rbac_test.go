@@ -53,6 +53,12 @@ func TestRBACRolesOfTheDocsAreEnough(t *testing.T) {
 	if out := c.workqueue("", "status", "rbac", runner); !strings.Contains(out, "Complete") {
 		t.Errorf("status as workqueue-runner:\n%s", out)
 	}
+	if out := c.workqueue("", "logs", "rbac", runner); !strings.Contains(out, "workqueue-agent: item") {
+		t.Errorf("logs as workqueue-runner:\n%s", out)
+	}
+	if out := c.workqueue("", "retry", "rbac", "--dry-run", runner); !strings.Contains(out, "would move 0 items") {
+		t.Errorf("retry as workqueue-runner:\n%s", out)
+	}
 	c.workqueue("", "delete", "rbac", runner)
 
 	if out, err := c.kubectl("create", "role", "no-forward", "--verb=get,list,watch", "--resource=services,pods,secrets"); err != nil {

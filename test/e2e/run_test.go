@@ -167,6 +167,28 @@ func testRunFailingItemIsDeadLetteredAndNamed(t *testing.T, brokerImage string) 
 	if j := c.job("fails"); !jobComplete(j) {
 		t.Fatalf("the Job must still finish: %+v", j.Status)
 	}
+	// Fixed, the dead letter goes back and a second run processes just it, on its first attempt
+	// again.
+	if out := c.workqueue("", "retry", "fails"); !strings.Contains(out, "moved 1 item from fails.failed back to fails") {
+		t.Fatalf("retry printed:\n%s", out)
+	}
+	out, err = c.runWorkqueue("fails", "--replace", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
+		"--", "sh", "-c", `read item; echo "fixed: $item"`)
+	if err != nil || !regexp.MustCompile(`done\s+"poison"\s+attempt 1 `).MatchString(out) || !strings.Contains(out, "1 processed") {
+		t.Fatalf("the retried item was not processed once, as a new item: %v", err)
+	}
+	if ready := c.queueReady("fails.failed", 0); ready != 0 {
+		t.Fatalf("fails.failed still holds %d items", ready)
+	}
+	// Purging asks; without a terminal it needs --yes.
+	c.fillItems("fails", []string{"stale-1", "stale-2"})
+	if _, stderr, err := c.run(context.Background(), "", "workqueue", "purge", "fails"); exitCode(err) != 2 || !strings.Contains(stderr, "pass --yes") {
+		t.Fatalf("purge without --yes: %v %s", err, stderr)
+	}
+	if out := c.workqueue("", "purge", "fails", "--yes"); !strings.Contains(out, "queue fails purged (2 items)") {
+		t.Fatalf("purge --yes printed:\n%s", out)
+	}
+
 	// What fill declared, as the broker holds it: dead letters at least once, into a classic
 	// queue that has no delivery limit, and a consumer timeout far above the broker's 30 minutes.
 	queues := c.brokerExec("rabbitmqctl", "-q", "list_queues", "--no-table-headers", "name", "type", "arguments")

@@ -1,0 +1,90 @@
+package plugin
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+)
+
+func TestRetryMovesDeadLettersBack(t *testing.T) {
+	url, q := brokerURL(t), testQueue(t)
+	if _, _, err := runCommand(t, newFakeGetter(), "", "fill", q, "--broker-url", url, "--item", "x", "-q"); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, q)
+	testbroker.Publish(t, queue.DeadLetterName(q), testbroker.Message{ID: "1-a", Body: []byte("a")},
+		testbroker.Message{ID: "2-b", Body: []byte("b")}, testbroker.Message{ID: "3-c", Body: []byte("c")})
+
+	out, _, err := runCommand(t, newFakeGetter(), "", "retry", q, "--broker-url", url, "--dry-run")
+	if err != nil || !strings.Contains(out, "would move 3 items") {
+		t.Fatalf("--dry-run: %v %q", err, out)
+	}
+	if n := testbroker.Ready(t, queue.DeadLetterName(q)); n != 3 {
+		t.Fatalf("a dry run moved items: %d left", n)
+	}
+	out, _, err = runCommand(t, newFakeGetter(), "", "retry", q, "--broker-url", url, "--limit", "1")
+	if err != nil || !strings.Contains(out, "moved 1 item from") {
+		t.Fatalf("--limit 1: %v %q", err, out)
+	}
+	out, stderr, err := runCommand(t, newFakeGetter(), "", "retry", q, "--broker-url", url)
+	if err != nil || !strings.Contains(out, "moved 2 items from") || !strings.Contains(stderr, "kubectl workqueue run "+q+" --replace") {
+		t.Fatalf("the rest: %v %q %q", err, out, stderr)
+	}
+	var ids []string
+	for _, d := range drain(t, q) {
+		ids = append(ids, d.MessageId)
+	}
+	if strings.Join(ids, ",") != "1-a,2-b,3-c" {
+		t.Fatalf("back in the queue: %q", ids)
+	}
+	_, _, err = runCommand(t, newFakeGetter(), "", "retry", "no-such-queue-anywhere", "--broker-url", url)
+	if err == nil || !strings.Contains(err.Error(), "fill creates") {
+		t.Fatalf("retry of a queue that does not exist: %v", err)
+	}
+}
+
+func TestPurgeAndDeleteNeedYesWithoutATerminal(t *testing.T) {
+	url, q := brokerURL(t), testQueue(t)
+	if _, _, err := runCommand(t, newFakeGetter(), "", "fill", q, "--broker-url", url, "--item", "a", "--item", "b", "-q"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"purge", q}, {"delete", q}} {
+		_, _, err := runCommand(t, newFakeGetter(), "", append(args, "--broker-url", url)...)
+		if ExitCode(err, false) != ExitBadInput || !strings.Contains(err.Error(), "pass --yes") {
+			t.Fatalf("%q without --yes: %v", args, err)
+		}
+	}
+	if n := testbroker.Ready(t, q); n != 2 {
+		t.Fatalf("refused commands changed the queue: %d items", n)
+	}
+	out, _, err := runCommand(t, newFakeGetter(), "", "purge", q, "--broker-url", url, "--yes")
+	if err != nil || !strings.Contains(out, "purged (2 items)") {
+		t.Fatalf("purge --yes: %v %q", err, out)
+	}
+	out, _, err = runCommand(t, newFakeGetter(), "", "purge", q, "--failed", "--broker-url", url)
+	if err != nil || !strings.Contains(out, "nothing to purge") {
+		t.Fatalf("purge of an empty queue asks nothing: %v %q", err, out)
+	}
+	// Empty now: delete removes the queues without asking.
+	out, _, err = runCommand(t, newFakeGetter(), "", "delete", q, "--broker-url", url)
+	if err != nil || !strings.Contains(out, "queue "+q+" deleted") {
+		t.Fatalf("delete of empty queues: %v %q", err, out)
+	}
+}
+
+func TestConfirmerAsksOnATerminal(t *testing.T) {
+	for answer, agreed := range map[string]bool{"y\n": true, "YES\n": true, "n\n": false, "\n": false, "": false} {
+		var errOut bytes.Buffer
+		c := confirmer{terminal: func() bool { return true },
+			IOStreams: genericiooptions.IOStreams{In: strings.NewReader(answer), ErrOut: &errOut}}
+		err := c.confirm("remove 2 items")
+		if (err == nil) != agreed || errOut.String() != "remove 2 items? [y/N] " {
+			t.Errorf("answer %q: %v, prompt %q", answer, err, errOut.String())
+		}
+	}
+}
