@@ -42,6 +42,9 @@ const (
 	EnvItemQueue     = "WORKQUEUE_QUEUE"
 	EnvItemMessageID = "WORKQUEUE_MESSAGE_ID"
 	EnvItemAttempt   = "WORKQUEUE_ATTEMPT"
+	// EnvItemResultFile names a file the command may write its result to; with results on, its
+	// content goes into the item's record instead of the end of the command's stdout.
+	EnvItemResultFile = "WORKQUEUE_RESULT_FILE"
 )
 
 // Mode says how many items one pod takes.
@@ -58,3 +61,6 @@ const (
 
 // DeadLetterSuffix names the dead-letter queue of a work queue: QUEUE.failed.
 const DeadLetterSuffix = ".failed"
+
+// ResultsSuffix names the queue of a work queue's result records: QUEUE.results.
+const ResultsSuffix = ".results"
