@@ -53,7 +53,7 @@ step "integration tests on RabbitMQ 4.0"
 # Only the packages that talk to a broker; the rest ran above.
 WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url 4)" \
 	WORKQUEUE_TEST_CONSUMER_TIMEOUT="$(hack/rabbitmq.sh consumer-timeout 4)" \
-	go test -count=1 ./pkg/queue ./pkg/agent ./pkg/plugin ./cmd/workqueue-agent
+	go test -count=1 ./pkg/queue ./pkg/agent ./pkg/plugin ./pkg/workqueue ./cmd/workqueue-agent
 
 step "end-to-end tests"
 if [ -z "${WORKQUEUE_E2E_KUBECONFIG:-}" ]; then

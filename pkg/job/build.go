@@ -235,6 +235,9 @@ func agentCommand(s Spec) []string {
 	if s.ItemTimeout > 0 {
 		command = append(command, "--timeout="+s.ItemTimeout.String())
 	}
+	if s.ResultSize > 0 {
+		command = append(command, "--results="+s.Queue+constants.ResultsSuffix, "--result-size="+strconv.Itoa(s.ResultSize))
+	}
 	command = append(command, "--")
 	return append(command, s.Command...)
 }

@@ -606,3 +606,32 @@ func TestRunAsUserAndNonRoot(t *testing.T) {
 		})
 	}
 }
+
+func TestResultRecordsAreTheAgentsToPublish(t *testing.T) {
+	spec := Spec{Name: "j", Queue: "q", Image: "img", Command: []string{"cat"}, AgentImage: "agent", Completions: ptrTo[int32](1), ResultSize: 4096,
+		BrokerSecret: corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Key: "url"}}
+	j, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	command := strings.Join(j.Spec.Template.Spec.Containers[0].Command, " ")
+	if !strings.Contains(command, "--results=q.results --result-size=4096 --") {
+		t.Fatalf("agent command %q", command)
+	}
+	spec.ResultSize = 0
+	if j, _ = Build(spec); strings.Contains(strings.Join(j.Spec.Template.Spec.Containers[0].Command, " "), "--results") {
+		t.Fatal("results off still asks the agent for records")
+	}
+	for _, bad := range []func(*Spec){
+		func(s *Spec) { s.ResultSize = -1 },
+		func(s *Spec) { s.ResultSize = 1 << 30 },
+		func(s *Spec) { s.ResultSize, s.Command, s.AgentImage = 10, nil, "" },
+		func(s *Spec) { s.ResultSize, s.Queue = 10, strings.Repeat("q", 250) },
+	} {
+		s := spec
+		bad(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("%+v: accepted", s)
+		}
+	}
+}

@@ -21,6 +21,8 @@ const (
 	// minBackoffLimit keeps a tiny Job from failing on a couple of unlucky pods (a broker
 	// restart, an image pull hiccup) that the queue's own retries would have absorbed.
 	minBackoffLimit int32 = 6
+	// maxResultSize bounds a result record's output: records wait in the broker's memory.
+	maxResultSize = 16 << 20
 	// maxQueueNameBytes is AMQP's limit on a queue name (a shortstr).
 	maxQueueNameBytes = 255
 )
@@ -42,8 +44,11 @@ type Spec struct {
 	Completions *int32
 	// MaxAttempts is the queue's delivery attempts per item; 0 means DefaultMaxAttempts. It sizes
 	// backoffLimit so that every item can fail its pod that many times before the Job gives up.
-	MaxAttempts      int32
-	ItemTimeout      time.Duration // passed to the agent as --timeout; 0 means none
+	MaxAttempts int32
+	ItemTimeout time.Duration // passed to the agent as --timeout; 0 means none
+	// ResultSize, when above 0, has the agent publish a result record per settled attempt to
+	// QUEUE.results, holding up to this many bytes of the command's result (needs Command).
+	ResultSize       int
 	ActiveDeadline   time.Duration // activeDeadlineSeconds of the Job, rounded up; 0 means none
 	TTLAfterFinished *int32        // nil means DefaultTTLAfterFinished
 	// Env is added after BROKER_URL and QUEUE, which it must not set.
@@ -176,6 +181,15 @@ func (s Spec) Validate() error {
 	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 	default:
 		add("image pull policy %q is not known: use --image-pull-policy Always, IfNotPresent or Never", d.ImagePullPolicy)
+	}
+	if d.ResultSize < 0 || d.ResultSize > maxResultSize {
+		add("result size is %d bytes: use 1 to %d, or 0 for no result records", d.ResultSize, maxResultSize)
+	}
+	if d.ResultSize > 0 && len(d.Queue)+len(constants.ResultsSuffix) > maxQueueNameBytes {
+		add("queue name is too long for its results queue %s%s (AMQP allows %d bytes): turn results off or use a shorter name", d.Queue, constants.ResultsSuffix, maxQueueNameBytes)
+	}
+	if len(d.Command) == 0 && d.ResultSize > 0 {
+		add("result records come from the agent, which runs only with a command after --: give the command, or turn results off")
 	}
 	if len(d.Command) == 0 && d.ItemTimeout > 0 {
 		add("an item timeout of %s needs the agent, which runs only with a command after --: give the command, or drop the item timeout", d.ItemTimeout)

@@ -33,11 +33,12 @@ func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 		Use:   "delete QUEUE",
 		Short: "Delete what the plugin made for a queue: its Job and pods, the queue and its dead-letter queue",
 		Long: longDesc(`
-			Delete the queue's Job with its pods and Secret, then the queue and QUEUE.failed.
+			Delete the queue's Job with its pods and Secret, then the queue, QUEUE.failed and
+			QUEUE.results.
 			When the queues still hold items, it asks first on a terminal; elsewhere it needs
 			--yes (or --keep-queue, which deletes only the Job).`),
 		Example: examples(`
-			# Remove the Job, its pods and Secret, and the queues job1 and job1.failed
+			# Remove the Job, its pods and Secret, and the queues job1, job1.failed and job1.results
 			kubectl workqueue delete job1
 
 			# Remove only the Job, keeping the items
@@ -119,6 +120,9 @@ func (o *DeleteOptions) confirmLosses(b *rabbitmq.Broker) error {
 	}
 	if counts.DeadLetters != nil && *counts.DeadLetters > 0 {
 		held = append(held, fmt.Sprintf("%d in %s", *counts.DeadLetters, queue.DeadLetterName(o.Queue)))
+	}
+	if counts.Results != nil && *counts.Results > 0 {
+		held = append(held, fmt.Sprintf("%d in %s", *counts.Results, queue.ResultsName(o.Queue)))
 	}
 	if len(held) == 0 {
 		return nil

@@ -13,9 +13,10 @@ import (
 
 // PurgeOptions holds what `kubectl workqueue purge` needs.
 type PurgeOptions struct {
-	Queue  string
-	Failed bool
-	Yes    bool
+	Queue   string
+	Failed  bool
+	Results bool
+	Yes     bool
 
 	confirmer
 	broker    brokerFlags
@@ -28,7 +29,7 @@ func NewCmdPurge(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 	o := &PurgeOptions{getter: getter, confirmer: confirmer{IOStreams: streams, terminal: func() bool { return isTerminal(streams.In) }}}
 	cmd := &cobra.Command{
 		Use:   "purge QUEUE",
-		Short: "Remove every waiting item of a queue, or with --failed its dead letters",
+		Short: "Remove every waiting item of a queue, or with --failed its dead letters, with --results its records",
 		Long: longDesc(`
 			Remove every item waiting in QUEUE (items a pod is working on stay), or with --failed
 			every dead letter of QUEUE.failed. It asks first on a terminal; elsewhere it needs
@@ -45,6 +46,7 @@ func NewCmdPurge(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 		},
 	}
 	cmd.Flags().BoolVar(&o.Failed, "failed", false, "Purge QUEUE.failed, the dead letters, instead of QUEUE")
+	cmd.Flags().BoolVar(&o.Results, "results", false, "Purge QUEUE.results, the result records, instead of QUEUE")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "Do not ask")
 	o.broker.addFlags(cmd)
 	return cmd
@@ -60,7 +62,12 @@ func (o *PurgeOptions) Complete(args []string) error {
 }
 
 // Validate checks the queue's name.
-func (o *PurgeOptions) Validate() error { return queue.ValidateName(o.Queue) }
+func (o *PurgeOptions) Validate() error {
+	if o.Failed && o.Results {
+		return errors.New("--failed and --results name two queues: purge one at a time")
+	}
+	return queue.ValidateName(o.Queue)
+}
 
 // Run counts, asks and purges.
 func (o *PurgeOptions) Run(ctx context.Context) error {
@@ -70,8 +77,11 @@ func (o *PurgeOptions) Run(ctx context.Context) error {
 	}
 	defer b.Close()
 	name := o.Queue
-	if o.Failed {
+	switch {
+	case o.Failed:
 		name = queue.DeadLetterName(o.Queue)
+	case o.Results:
+		name = queue.ResultsName(o.Queue)
 	}
 	waiting, err := queue.Depth(b.Conn, name)
 	if errors.Is(err, queue.ErrNoQueue) {

@@ -2,12 +2,14 @@ package plugin
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 )
 
@@ -86,5 +88,38 @@ func TestConfirmerAsksOnATerminal(t *testing.T) {
 		if (err == nil) != agreed || errOut.String() != "remove 2 items? [y/N] " {
 			t.Errorf("answer %q: %v, prompt %q", answer, err, errOut.String())
 		}
+	}
+}
+
+func TestResultsLinesAndJSON(t *testing.T) {
+	url, q := brokerURL(t), testQueue(t)
+	if _, _, err := runCommand(t, newFakeGetter(), "", "results", q, "--broker-url", url); err == nil || !strings.Contains(err.Error(), "has no results queue") {
+		t.Fatalf("results without QUEUE.results: %v", err)
+	}
+	conn := testbroker.Dial(t)
+	if _, err := queue.DeclareResults(conn, q); err != nil {
+		t.Fatal(err)
+	}
+	three := 3
+	done := outcome.Record{Queue: q, MessageID: "1-a", Item: "apple", Attempt: 1, Result: outcome.ResultDone, DurationMS: 1200, Pod: "job1-x"}
+	done.SetOutput([]byte("working\nAPPLE\n"), outcome.OutputFromStdout, false)
+	failed := outcome.Record{Queue: q, MessageID: "2-b", Item: "bad", Attempt: 2, Result: outcome.ResultFailed, ExitCode: &three, Pod: "job1-y"}
+	failed.SetOutput([]byte{0xff, 0xfe}, outcome.OutputFromFile, false)
+	for _, r := range []outcome.Record{done, failed} {
+		body, _ := json.Marshal(r)
+		testbroker.Publish(t, queue.ResultsName(q), testbroker.Message{ID: r.MessageID, Body: body})
+	}
+	out, _, err := runCommand(t, newFakeGetter(), "", "results", q, "--broker-url", url, "--limit", "1")
+	if err != nil || out != "job1-x  done  \"apple\"  attempt 1  (1.2s): APPLE\n" {
+		t.Fatalf("one line per record: %v %q", err, out)
+	}
+	out, _, err = runCommand(t, newFakeGetter(), "", "results", q, "--broker-url", url, "-o", "json")
+	var got outcome.Record
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || got.MessageID != "2-b" || got.OutputBase64 != "//4=" || strings.Count(out, "\n") != 1 {
+		t.Fatalf("-o json: %v %q", err, out)
+	}
+	_, stderr, err := runCommand(t, newFakeGetter(), "", "results", q, "--broker-url", url)
+	if err != nil || !strings.Contains(stderr, "no result records waiting") {
+		t.Fatalf("once taken, records are gone: %v %q", err, stderr)
 	}
 }

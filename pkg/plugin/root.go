@@ -75,6 +75,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		NewCmdLogs(streams, getter),
 		NewCmdRetry(streams, getter),
 		NewCmdPurge(streams, getter),
+		NewCmdResults(streams, getter),
 		NewCmdBroker(streams, getter),
 	)
 	return root

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -68,6 +69,8 @@ type RunOptions struct {
 	ImagePullPolicy string
 	Timeout         time.Duration
 	ItemTimeout     time.Duration
+	Results         bool
+	ResultSize      string
 	AgentImage      string
 	Replace         bool
 	Detach          bool
@@ -78,6 +81,7 @@ type RunOptions struct {
 	dryRun      workqueue.DryRun
 	completions int32
 	broker      brokerFlags
+	brokerConn  *rabbitmq.Broker
 	namespace   string
 	spec        job.Spec
 	getter      ClientGetter
@@ -95,6 +99,8 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 		Completions: -1,
 		MaxAttempts: job.DefaultMaxAttempts,
 		AgentImage:  DefaultAgentImage(version),
+		Results:     true,
+		ResultSize:  "4Ki",
 		PrintFlags:  genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
 		stderrTTY:   func() bool { return isTerminal(streams.ErrOut) },
 	}
@@ -134,6 +140,8 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 	f.StringVar(&o.ImagePullPolicy, "image-pull-policy", "", "Always, IfNotPresent or Never (default: the cluster's)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "Fail the Job when it runs longer than this (activeDeadlineSeconds), e.g. 2h")
 	f.DurationVar(&o.ItemTimeout, "item-timeout", 0, "Stop the command and retry the item when one item takes longer than this (needs a COMMAND)")
+	f.BoolVar(&o.Results, "results", o.Results, "With a COMMAND: publish a result record per attempt to QUEUE.results, for `kubectl workqueue results`")
+	f.StringVar(&o.ResultSize, "result-size", o.ResultSize, "How much of each item's result a record holds: the file the command writes to $WORKQUEUE_RESULT_FILE, else the end of its stdout")
 	f.StringVar(&o.AgentImage, "agent-image", o.AgentImage, "The image that holds the agent, copied into the pod by an init container (with a COMMAND)")
 	f.BoolVar(&o.Replace, "replace", false, "Replace a finished Job of the same name")
 	f.BoolVarP(&o.Detach, "detach", "d", false, "Return once the Job is created, without following it (-o then prints the Job)")
@@ -209,6 +217,13 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.spec.BrokerSecret.Name = workqueue.BrokerSecretName(o.spec.Name)
 	if len(o.Command) > 0 {
 		o.spec.AgentImage = o.AgentImage
+		if o.Results {
+			size, err := resource.ParseQuantity(o.ResultSize)
+			if err != nil || size.Value() < 1 {
+				return fmt.Errorf("--result-size %q is not a size such as 4Ki or 65536", o.ResultSize)
+			}
+			o.spec.ResultSize = int(size.Value())
+		}
 	}
 	return nil
 }
@@ -254,11 +269,24 @@ func (o *RunOptions) Run(ctx context.Context) error {
 		Replace:     o.Replace,
 		DryRun:      o.dryRun,
 		ReadQueue:   o.readQueue,
+		DeclareResults: func(ctx context.Context) error {
+			b, err := o.brokerConnection(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = queue.DeclareResults(b.Conn, o.Queue)
+			return err
+		},
 		PodURL: func(ctx context.Context) (string, error) {
 			return rabbitmq.PodURL(ctx, client, o.broker.target(o.namespace))
 		},
 		Notice: func(notice string) { fmt.Fprintln(o.ErrOut, notice) },
 	})
+	// Not kept while the Job runs: following it needs no broker until the end.
+	if o.brokerConn != nil {
+		o.brokerConn.Close()
+		o.brokerConn = nil
+	}
 	if err != nil {
 		return err
 	}
@@ -286,12 +314,24 @@ func (o *RunOptions) Run(ctx context.Context) error {
 }
 
 func (o *RunOptions) readQueue(ctx context.Context) (workqueue.QueueState, error) {
-	b, err := o.broker.connect(ctx, o.getter, o.namespace, o.ErrOut)
+	b, err := o.brokerConnection(ctx)
 	if err != nil {
 		return workqueue.QueueState{}, err
 	}
-	defer b.Close()
 	return workqueue.ReadQueue(b.Conn, o.Queue, b.Via)
+}
+
+// brokerConnection connects on first use and keeps the connection until Run closes it: each
+// connection through the Service costs a port-forward.
+func (o *RunOptions) brokerConnection(ctx context.Context) (*rabbitmq.Broker, error) {
+	if o.brokerConn == nil {
+		b, err := o.broker.connect(ctx, o.getter, o.namespace, o.ErrOut)
+		if err != nil {
+			return nil, err
+		}
+		o.brokerConn = b
+	}
+	return o.brokerConn, nil
 }
 
 // reportFormat is the format of the final report document: -o json or yaml on a run that is

@@ -29,7 +29,7 @@ type DeletedQueue struct {
 
 // Delete removes what the plugin made for a queue: its Job (waiting until the pods are gone, so
 // that none takes items from a queue that is going away), the Job's Secret, and, when conn is
-// not nil, the queue and its dead-letter queue. It reports what it removed until it stopped.
+// not nil, the queue, its dead-letter queue and its results queue. It reports what it removed until it stopped.
 func Delete(ctx context.Context, client kubernetes.Interface, conn *amqp.Connection, namespace, queueName, jobName string) (Deleted, error) {
 	var deleted Deleted
 	found, err := DeleteJobAndWait(ctx, client, namespace, jobName)
@@ -49,7 +49,7 @@ func Delete(ctx context.Context, client kubernetes.Interface, conn *amqp.Connect
 	if conn == nil {
 		return deleted, nil
 	}
-	for _, name := range []string{queueName, queue.DeadLetterName(queueName)} {
+	for _, name := range []string{queueName, queue.DeadLetterName(queueName), queue.ResultsName(queueName)} {
 		messages, err := queue.Delete(conn, name)
 		switch {
 		case errors.Is(err, queue.ErrNoQueue):

@@ -124,6 +124,8 @@ type QueueCounts struct {
 	Ready  int  `json:"ready"`
 	// DeadLetters is what QUEUE.failed holds; null when there is no such queue.
 	DeadLetters *int `json:"deadLetters"`
+	// Results is how many result records wait in QUEUE.results; null when there is no such queue.
+	Results *int `json:"results"`
 }
 
 // JobStatus is what Kubernetes says of a queue's Job.

@@ -39,6 +39,9 @@ type LaunchRequest struct {
 	DryRun  DryRun
 	// ReadQueue reads the queue from the broker; Launch calls it only when it needs to.
 	ReadQueue func(ctx context.Context) (QueueState, error)
+	// DeclareResults makes sure QUEUE.results exists; Launch calls it before it makes a Job
+	// whose agents publish result records.
+	DeclareResults func(ctx context.Context) error
 	// PodURL returns the URL the pods reach the broker with.
 	PodURL func(ctx context.Context) (string, error)
 	// Notice hears of a choice Launch made for the user (running as non-root); may be nil.
@@ -109,6 +112,11 @@ func Launch(ctx context.Context, client kubernetes.Interface, req LaunchRequest)
 		return launched, nil
 	}
 
+	if spec.ResultSize > 0 {
+		if err := req.DeclareResults(ctx); err != nil {
+			return Launched{}, err
+		}
+	}
 	if existing != nil {
 		if _, err := DeleteJobAndWait(ctx, client, spec.Namespace, existing.Name); err != nil {
 			return Launched{}, fmt.Errorf("replace the finished Job: %w", err)

@@ -47,12 +47,23 @@ func CountQueue(conn *amqp.Connection, name string) (QueueCounts, error) {
 		return QueueCounts{}, err
 	}
 	counts := QueueCounts{Exists: true, Ready: ready}
-	failed, err := queue.Depth(conn, queue.DeadLetterName(name))
-	switch {
-	case err == nil:
-		counts.DeadLetters = &failed
-	case !errors.Is(err, queue.ErrNoQueue):
+	if counts.DeadLetters, err = depthIfAny(conn, queue.DeadLetterName(name)); err != nil {
+		return QueueCounts{}, err
+	}
+	if counts.Results, err = depthIfAny(conn, queue.ResultsName(name)); err != nil {
 		return QueueCounts{}, err
 	}
 	return counts, nil
+}
+
+// depthIfAny counts a queue's ready messages; nil when there is no such queue.
+func depthIfAny(conn *amqp.Connection, name string) (*int, error) {
+	n, err := queue.Depth(conn, name)
+	switch {
+	case errors.Is(err, queue.ErrNoQueue):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &n, nil
 }
