@@ -32,5 +32,18 @@ wq fill job1 --from-file hack/demo/items.txt
 say "kubectl workqueue run job1 --image localhost/workqueue/seed-worker:1 --parallelism 2   (the seed's image: amqp-consume -c 1 /worker.py)"
 wq run job1 --image localhost/workqueue/seed-worker:1 --image-pull-policy Never --parallelism 2
 
+say "the same items through the agent: each one on a command's stdin, its result recorded"
+hack/localcluster/cluster.sh load-agent >&2
+wq fill job2 --from-file hack/demo/items.txt
+# shellcheck disable=SC2016 # the pod's shell expands $item, not this one
+wq run job2 --image localhost/workqueue/busybox:1 --image-pull-policy Never --agent-image localhost/workqueue/agent:e2e \
+	--parallelism 2 -- sh -c 'read -r item; echo "$item has ${#item} letters"'
+
+say "kubectl workqueue results job2   (what each item's command printed, taken from job2.results)"
+wq results job2
+
+say "kubectl workqueue status job2"
+wq status job2
+
 say "done. Look around with: $kubectl_bin --kubeconfig $kubeconfig -n $namespace get jobs,pods"
 say "stop the local cluster with: make cluster-down"
