@@ -15,15 +15,13 @@ import (
 
 // DeleteOptions holds what `kubectl workqueue delete` needs.
 type DeleteOptions struct {
-	Queue     string
-	Name      string
+	queueRef
 	KeepQueue bool
 	Yes       bool
 
 	confirmer
-	broker    brokerFlags
-	namespace string
-	getter    ClientGetter
+	broker brokerFlags
+	getter ClientGetter
 }
 
 // NewCmdDelete builds `kubectl workqueue delete`.
@@ -48,7 +46,7 @@ func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
-	cmd.Flags().StringVar(&o.Name, "name", "", "The Job's name (default: the queue's name)")
+	o.addNameFlag(cmd)
 	cmd.Flags().BoolVar(&o.KeepQueue, "keep-queue", false, "Keep the queue and its dead-letter queue")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "Do not ask before deleting queues that hold items")
 	o.broker.addFlags(cmd)
@@ -57,14 +55,8 @@ func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 
 // Complete reads the queue and the namespace.
 func (o *DeleteOptions) Complete(args []string) error {
-	o.Queue = args[0]
 	o.yes = o.Yes
-	if o.Name == "" {
-		o.Name = o.Queue
-	}
-	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
-	o.namespace = namespace
-	return err
+	return o.completeQueue(args, o.getter)
 }
 
 // Validate checks the queue's name.

@@ -154,3 +154,26 @@ func isTerminal(stream any) bool {
 	f, ok := stream.(interface{ Fd() uintptr })
 	return ok && term.IsTerminal(int(f.Fd()))
 }
+
+// queueRef is what every command about one queue starts from: the queue, its Job (named after
+// it unless --name says otherwise) and the namespace of both.
+type queueRef struct {
+	Queue     string
+	Name      string
+	namespace string
+}
+
+// completeQueue reads QUEUE from the arguments and the namespace from the kubeconfig.
+func (r *queueRef) completeQueue(args []string, getter ClientGetter) error {
+	r.Queue = args[0]
+	if r.Name == "" {
+		r.Name = r.Queue
+	}
+	namespace, _, err := getter.ToRawKubeConfigLoader().Namespace()
+	r.namespace = namespace
+	return err
+}
+
+func (r *queueRef) addNameFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&r.Name, "name", "", "The Job's name (default: the queue's name)")
+}

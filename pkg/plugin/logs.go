@@ -16,15 +16,13 @@ import (
 
 // LogsOptions holds what `kubectl workqueue logs` needs.
 type LogsOptions struct {
-	Queue      string
-	Name       string
+	queueRef
 	Follow     bool
 	Since      time.Duration
 	Tail       int64
 	Timestamps bool
 
-	namespace string
-	getter    ClientGetter
+	getter ClientGetter
 	genericiooptions.IOStreams
 }
 
@@ -53,7 +51,7 @@ func NewCmdLogs(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Name, "name", "", "The Job's name (default: the queue's name)")
+	o.addNameFlag(cmd)
 	f.BoolVarP(&o.Follow, "follow", "f", false, "Follow the logs until the Job has finished")
 	f.DurationVar(&o.Since, "since", 0, "Only lines newer than this, e.g. 10m or 2h")
 	f.Int64Var(&o.Tail, "tail", o.Tail, "Only the last lines of each pod's log (-1 for all)")
@@ -63,13 +61,7 @@ func NewCmdLogs(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 
 // Complete reads the queue and the namespace.
 func (o *LogsOptions) Complete(args []string) error {
-	o.Queue = args[0]
-	if o.Name == "" {
-		o.Name = o.Queue
-	}
-	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
-	o.namespace = namespace
-	return err
+	return o.completeQueue(args, o.getter)
 }
 
 // Validate checks the flags.

@@ -13,15 +13,14 @@ import (
 
 // PurgeOptions holds what `kubectl workqueue purge` needs.
 type PurgeOptions struct {
-	Queue   string
+	queueRef
 	Failed  bool
 	Results bool
 	Yes     bool
 
 	confirmer
-	broker    brokerFlags
-	namespace string
-	getter    ClientGetter
+	broker brokerFlags
+	getter ClientGetter
 }
 
 // NewCmdPurge builds `kubectl workqueue purge`.
@@ -54,11 +53,8 @@ func NewCmdPurge(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 
 // Complete reads the queue and the namespace.
 func (o *PurgeOptions) Complete(args []string) error {
-	o.Queue = args[0]
 	o.yes = o.Yes
-	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
-	o.namespace = namespace
-	return err
+	return o.completeQueue(args, o.getter)
 }
 
 // Validate checks the queue's name.

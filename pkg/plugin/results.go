@@ -22,15 +22,13 @@ import (
 
 // ResultsOptions holds what `kubectl workqueue results` needs.
 type ResultsOptions struct {
-	Queue  string
-	Name   string
+	queueRef
 	Output string
 	Follow bool
 	Limit  int
 
-	broker    brokerFlags
-	namespace string
-	getter    ClientGetter
+	broker brokerFlags
+	getter ClientGetter
 	genericiooptions.IOStreams
 }
 
@@ -70,13 +68,7 @@ func NewCmdResults(streams genericiooptions.IOStreams, getter ClientGetter) *cob
 
 // Complete reads the queue and the namespace.
 func (o *ResultsOptions) Complete(args []string) error {
-	o.Queue = args[0]
-	if o.Name == "" {
-		o.Name = o.Queue
-	}
-	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
-	o.namespace = namespace
-	return err
+	return o.completeQueue(args, o.getter)
 }
 
 // Validate checks the flags.

@@ -14,13 +14,12 @@ import (
 
 // RetryOptions holds what `kubectl workqueue retry` needs.
 type RetryOptions struct {
-	Queue  string
+	queueRef
 	Limit  int
 	DryRun bool
 
-	broker    brokerFlags
-	namespace string
-	getter    ClientGetter
+	broker brokerFlags
+	getter ClientGetter
 	genericiooptions.IOStreams
 }
 
@@ -58,10 +57,7 @@ func NewCmdRetry(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 
 // Complete reads the queue and the namespace.
 func (o *RetryOptions) Complete(args []string) error {
-	o.Queue = args[0]
-	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
-	o.namespace = namespace
-	return err
+	return o.completeQueue(args, o.getter)
 }
 
 // Validate checks the flags.

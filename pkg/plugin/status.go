@@ -19,14 +19,12 @@ import (
 
 // StatusOptions holds what `kubectl workqueue status` needs.
 type StatusOptions struct {
-	Queue  string
-	Name   string
+	queueRef
 	Watch  bool
 	Logs   bool
 	Output string
 
 	broker    brokerFlags
-	namespace string
 	getter    ClientGetter
 	stderrTTY func() bool
 	genericiooptions.IOStreams
@@ -49,7 +47,7 @@ func NewCmdStatus(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
-	cmd.Flags().StringVar(&o.Name, "name", "", "The Job's name (default: the queue's name)")
+	o.addNameFlag(cmd)
 	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "Follow the Job until it finishes, then report as run does (and exit non-zero the same way)")
 	cmd.Flags().BoolVar(&o.Logs, "logs", false, "With --watch, stream the pods' logs")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "json or yaml: print one document (with --watch, the final report as run -o prints it)")
@@ -59,13 +57,7 @@ func NewCmdStatus(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 
 // Complete reads the queue and the namespace.
 func (o *StatusOptions) Complete(args []string) error {
-	o.Queue = args[0]
-	if o.Name == "" {
-		o.Name = o.Queue
-	}
-	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
-	o.namespace = namespace
-	return err
+	return o.completeQueue(args, o.getter)
 }
 
 // Validate checks the queue's name.
