@@ -4,6 +4,7 @@
 //	workqueue-agent [--mode one|drain] [--queue Q] [--timeout 0] [--idle 5s] [--grace 25s]
 //	                [--termination-log /dev/termination-log] -- COMMAND [ARGS...]
 //	workqueue-agent copy-self DEST
+//	workqueue-agent probe HOST:PORT
 //	workqueue-agent version
 //
 // The broker URL comes only from the environment (BROKER_URL), never from a flag, because it
@@ -38,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "version":
 			fmt.Fprintln(stdout, version)
 			return outcome.ExitOK
+		case "probe":
+			return runProbe(args[1:], stdout, stderr)
 		case "copy-self":
 			if len(args) != 2 {
 				fmt.Fprintln(stderr, "workqueue-agent: usage: workqueue-agent copy-self DEST")

@@ -32,8 +32,9 @@ var allowed = map[string][]string{
 	"pkg/agent":       {"pkg/constants", "pkg/outcome", "pkg/queue"},
 	"pkg/rabbitmq":    {"pkg/constants", "pkg/podstatus", "pkg/portforward", "pkg/queue"},
 	"pkg/workqueue":   {"pkg/constants", "pkg/job", "pkg/outcome", "pkg/queue", "pkg/tail"},
+	"pkg/doctor":      {"pkg/constants", "pkg/podstatus", "pkg/portforward", "pkg/queue", "pkg/rabbitmq", "pkg/tail"},
 	"pkg/plugin": {"pkg/constants", "pkg/items", "pkg/job", "pkg/outcome", "pkg/queue", "pkg/rabbitmq",
-		"pkg/tail", "pkg/workqueue"},
+		"pkg/tail", "pkg/workqueue", "pkg/doctor"},
 	"cmd/kubectl-workqueue": {"pkg/plugin"},
 	"cmd/workqueue-agent":   {"pkg/agent", "pkg/constants", "pkg/outcome"},
 }

@@ -76,6 +76,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		NewCmdRetry(streams, getter),
 		NewCmdPurge(streams, getter),
 		NewCmdResults(streams, getter),
+		NewCmdDoctor(streams, getter, version),
 		NewCmdBroker(streams, getter),
 	)
 	return root

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -59,6 +60,9 @@ func TestRBACRolesOfTheDocsAreEnough(t *testing.T) {
 	if out := c.workqueue("", "retry", "rbac", "--dry-run", runner); !strings.Contains(out, "would move 0 items") {
 		t.Errorf("retry as workqueue-runner:\n%s", out)
 	}
+	if out := c.workqueue("", "doctor", "--agent-image", agentImage, "--image-pull-policy", "Never", runner); strings.Contains(out, "FAIL") {
+		t.Errorf("doctor as workqueue-runner:\n%s", out)
+	}
 	c.workqueue("", "delete", "rbac", runner)
 
 	if out, err := c.kubectl("create", "role", "no-forward", "--verb=get,list,watch", "--resource=services,pods,secrets"); err != nil {
@@ -68,6 +72,10 @@ func TestRBACRolesOfTheDocsAreEnough(t *testing.T) {
 	_, stderr, err := c.run(context.Background(), "", "workqueue", "fill", "rbac", "--item", "a", limited)
 	if err == nil || !strings.Contains(stderr, "lacks the RBAC permission create pods/portforward") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 		t.Fatalf("fill without pods/portforward: %v\n%s", err, stderr)
+	}
+	stdout, _, err := c.run(context.Background(), "", "workqueue", "doctor", "--no-probe", limited)
+	if exitCode(err) != 5 || !strings.Contains(stdout, "[FAIL] port-forward") || !regexp.MustCompile(`you may not .*create pods/portforward`).MatchString(stdout) {
+		t.Fatalf("doctor without pods/portforward: exit %d\n%s", exitCode(err), stdout)
 	}
 
 	out = c.workqueue("", "broker", "uninstall", admin)
