@@ -11,7 +11,14 @@
 // connection is lost while the command runs, the broker delivers the item again (to this agent
 // after it reconnects, or to another pod), even if the command finished it.
 //
-// The agent never declares the queue, and never passes BROKER_URL on to the command.
+// With Config.Results (--results QUEUE.results), every attempt settled because the command ran
+// (exit 0, a non-zero exit, a --timeout kill) first publishes an outcome.Record to that queue with
+// publisher confirms; the item is acked or given back only after the confirm, and a record that
+// does not reach the broker leaves the item unsettled, as a lost ack does. The command then also
+// gets WORKQUEUE_RESULT_FILE, a path in a private directory made for the item, whose content
+// becomes the record's output; without it, the end of the command's stdout does.
+//
+// The agent never declares a queue, and never passes BROKER_URL on to the command.
 package agent
 
 import (
