@@ -2,6 +2,7 @@
 // runs a command for each, with the exit codes and termination message of pkg/outcome.
 //
 //	workqueue-agent [--mode one|drain] [--queue Q] [--timeout 0] [--idle 5s] [--grace 25s]
+//	                [--results Q.results] [--result-size 4096]
 //	                [--termination-log /dev/termination-log] -- COMMAND [ARGS...]
 //	workqueue-agent copy-self DEST
 //	workqueue-agent probe HOST:PORT
@@ -9,6 +10,12 @@
 //
 // The broker URL comes only from the environment (BROKER_URL), never from a flag, because it
 // holds a password. QUEUE and WORKQUEUE_MODE give the defaults of --queue and --mode.
+//
+// With --results, every attempt the agent settles because the command ran (exit 0, a non-zero
+// exit, a --timeout kill) first publishes a result record (pkg/outcome.Record) to that queue
+// with publisher confirms; the item is acked or given back only once the broker confirmed the
+// record. The record holds what the command wrote to $WORKQUEUE_RESULT_FILE, else the end of its
+// standard output, up to --result-size bytes.
 package main
 
 import (
@@ -81,6 +88,8 @@ func parseFlags(args []string, stderr io.Writer) (agent.Config, error) {
 	flags.DurationVar(&cfg.Timeout, "timeout", 0, "kill the command and requeue its item after this long (0: no limit)")
 	flags.DurationVar(&cfg.Idle, "idle", agent.DefaultIdle, "drain mode: exit once the queue has stayed empty this long")
 	flags.DurationVar(&cfg.Grace, "grace", agent.DefaultGrace, "after SIGTERM, how long the command may take to stop before it is killed")
+	flags.StringVar(&cfg.Results, "results", "", "publish a result record per settled attempt to this queue, normally QUEUE"+constants.ResultsSuffix+" (empty: no records)")
+	flags.IntVar(&cfg.ResultSize, "result-size", outcome.DefaultResultSize, fmt.Sprintf("with --results: the most bytes of output a record holds (1 to %d)", agent.MaxResultSize))
 	flags.StringVar(&cfg.TerminationLog, "termination-log", agent.DefaultTerminationLog, "file to write the JSON outcome to")
 	flags.Usage = func() {
 		fmt.Fprint(stderr, `Usage: workqueue-agent [flags] -- COMMAND [ARGS...]
@@ -92,8 +101,13 @@ WORKQUEUE_QUEUE, WORKQUEUE_MESSAGE_ID and WORKQUEUE_ATTEMPT in its environment.
 Exit 0 acks the item; anything else gives it back to the queue (basic.reject), which retries it
 up to its delivery limit. BROKER_URL must be set in the environment.
 
+With --results QUEUE.results, each attempt that ends with the command's exit (or its --timeout)
+first publishes a result record to that queue, confirmed by the broker before the item is acked
+or given back. The record holds what the command wrote to the file named by
+WORKQUEUE_RESULT_FILE, else the end of its stdout, up to --result-size bytes.
+
 Exit codes: 0 done or queue empty, 3 an item failed, 4 interrupted, 5 misconfigured,
-6 broker unreachable or an ack lost with the connection, 7 the command could not start in this
+6 broker unreachable or an ack (or result record) lost with the connection, 7 the command could not start in this
 pod (too many processes, no memory).
 
 Flags:
@@ -107,6 +121,11 @@ Flags:
 	cfg.Command = flags.Args()
 	if cfg.Timeout < 0 || cfg.Idle <= 0 || cfg.Grace <= 0 {
 		err := errors.New("--timeout must not be negative; --idle and --grace must be positive")
+		fmt.Fprintf(stderr, "workqueue-agent: %v\n", err)
+		return cfg, err
+	}
+	if cfg.ResultSize < 1 || cfg.ResultSize > agent.MaxResultSize {
+		err := fmt.Errorf("--result-size must be 1 to %d bytes", agent.MaxResultSize)
 		fmt.Fprintf(stderr, "workqueue-agent: %v\n", err)
 		return cfg, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/internal/testbroker"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 )
 
 const testVersion = "v9.8.7-test"
@@ -150,6 +151,9 @@ func TestMisconfigurationExitsWithItsCode(t *testing.T) {
 		{"bad mode from the environment", baseEnv("BROKER_URL=amqp://u:secret-pw@h/", "QUEUE=q", "WORKQUEUE_MODE=every"), []string{"--termination-log", termLog, "--", "true"}, `unknown mode "every"`},
 		{"unknown flag", baseEnv(), []string{"--termination-log", termLog, "--broker", "amqp://x", "--", "true"}, "flag provided but not defined: -broker"},
 		{"negative timeout", baseEnv(), []string{"--termination-log", termLog, "--timeout", "-1s", "--", "true"}, "--timeout must not be negative"},
+		{"result size 0", baseEnv(), []string{"--termination-log", termLog, "--results", "q.results", "--result-size", "0", "--", "true"}, "--result-size must be 1 to 16777216 bytes"},
+		{"result size over 16 MiB", baseEnv(), []string{"--termination-log", termLog, "--result-size", "16777217", "--", "true"}, "--result-size must be 1 to 16777216 bytes"},
+		{"results into the work queue", baseEnv("BROKER_URL=amqp://u:secret-pw@h/", "QUEUE=q"), []string{"--termination-log", termLog, "--results", "q", "--", "true"}, `use "q.results"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,6 +294,34 @@ func TestSigtermMidItemExitsInterruptedAndRequeues(t *testing.T) {
 	}
 }
 
+// With --results, the record of each settled attempt reaches the results queue, from the binary too.
+func TestResultRecordsFromTheBinary(t *testing.T) {
+	agentURL, toolURL := brokerForTools(t)
+	name := seedQueue(t, toolURL, "apple")
+	conn, err := queue.Dial(agentURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := queue.DeclareResults(conn, name); err != nil {
+		t.Fatal(err)
+	}
+	termLog := filepath.Join(t.TempDir(), "termination-log")
+	got := runBinary(t, baseEnv("BROKER_URL="+agentURL, "QUEUE="+name), "--results", queue.ResultsName(name), "--result-size", "8",
+		"--termination-log", termLog, "--", "sh", "-c", `echo "worked on $(cat)"`)
+	if got.exitCode != outcome.ExitOK || !strings.Contains(got.stdout, "worked on apple") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", got.exitCode, got.stdout, got.stderr)
+	}
+	records := testbroker.Drain(t, queue.ResultsName(name))
+	if len(records) != 1 {
+		t.Fatalf("%d records, want 1", len(records))
+	}
+	r, err := outcome.DecodeRecord(records[0].Body)
+	if err != nil || r.Result != outcome.ResultDone || r.Item != "apple" || r.Output != "n apple\n" || !r.OutputTruncated || r.OutputFrom != outcome.OutputFromStdout {
+		t.Errorf("record %+v (%v)", r, err)
+	}
+}
+
 // The usage text names every exit code of pkg/outcome, the contract the Job's podFailurePolicy uses.
 func TestUsageNamesEveryExitCode(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -300,6 +332,11 @@ func TestUsageNamesEveryExitCode(t *testing.T) {
 	for _, code := range []int{outcome.ExitOK, outcome.ExitItemFailed, outcome.ExitInterrupted, outcome.ExitMisconfigured, outcome.ExitBrokerUnreachable, outcome.ExitCannotStart} {
 		if !regexp.MustCompile(fmt.Sprintf(`\b%d [a-z]`, code)).MatchString(usage) {
 			t.Errorf("the usage text does not name exit code %d:\n%s", code, usage)
+		}
+	}
+	for _, want := range []string{"-results string", "-result-size int", "(default 4096)", "WORKQUEUE_RESULT_FILE", "1 to 16777216"} {
+		if !strings.Contains(usage, want) {
+			t.Errorf("the usage text lacks %q:\n%s", want, usage)
 		}
 	}
 }

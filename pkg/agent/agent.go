@@ -11,7 +11,14 @@
 // connection is lost while the command runs, the broker delivers the item again (to this agent
 // after it reconnects, or to another pod), even if the command finished it.
 //
-// The agent never declares the queue, and never passes BROKER_URL on to the command.
+// With Config.Results (--results QUEUE.results), every attempt settled because the command ran
+// (exit 0, a non-zero exit, a --timeout kill) first publishes an outcome.Record to that queue with
+// publisher confirms; the item is acked or given back only after the confirm, and a record that
+// does not reach the broker leaves the item unsettled, as a lost ack does. The command then also
+// gets WORKQUEUE_RESULT_FILE, a path in a private directory made for the item, whose content
+// becomes the record's output; without it, the end of the command's stdout does.
+//
+// The agent never declares a queue, and never passes BROKER_URL on to the command.
 package agent
 
 import (
@@ -39,6 +46,9 @@ const (
 	DefaultConnectBudget  = 30 * time.Second
 	DefaultEmptyWait      = time.Second
 	DefaultTerminationLog = "/dev/termination-log"
+	// MaxResultSize is the largest Config.ResultSize: a record waits in the broker's memory, and
+	// RabbitMQ's default max_message_size is 16 MiB.
+	MaxResultSize = 16 << 20
 )
 
 // emptyPollInterval is how often one mode looks at an empty queue again within EmptyWait.
@@ -65,6 +75,13 @@ type Config struct {
 	// EmptyWait is how long one mode gives an empty queue before exiting; DefaultEmptyWait when 0.
 	EmptyWait time.Duration
 
+	// Results is the queue that gets a result record for every attempt the agent settles
+	// because the command ran (normally QUEUE.results); empty for none. See publishRecord.
+	Results string
+	// ResultSize bounds the output a record holds, 1 to MaxResultSize bytes;
+	// outcome.DefaultResultSize when 0.
+	ResultSize int
+
 	// TerminationLog is the file the outcome JSON is written to before Run returns; empty for none.
 	// A file that cannot be written is reported and otherwise ignored.
 	TerminationLog string
@@ -90,12 +107,15 @@ type agent struct {
 	vhost          string
 	commandPath    string
 	env            []string // the command's environment, without the per-item variables
+	hostname       string
 	connectionName string
 
-	// open and runner are the agent's two seams: where items come from and what runs them.
-	// Tests replace them with fakes to table-test the decision taken for each item.
-	open   func(timeout time.Duration) (source, error)
-	runner runner
+	// open, openRecorder and runner are the agent's seams: where items come from, where their
+	// records go and what runs them. Tests replace them with fakes to table-test the decision
+	// taken for each item.
+	open         func(timeout time.Duration) (source, error)
+	openRecorder func(src source, name string) (recorder, error)
+	runner       runner
 
 	logMu sync.Mutex // a dial in the background may log while the agent stops
 
@@ -160,6 +180,9 @@ func newAgent(cfg Config) *agent {
 	if cfg.EmptyWait <= 0 {
 		cfg.EmptyWait = DefaultEmptyWait
 	}
+	if cfg.ResultSize == 0 {
+		cfg.ResultSize = outcome.DefaultResultSize
+	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
 	}
@@ -174,9 +197,11 @@ func newAgent(cfg Config) *agent {
 		cfg:            cfg,
 		redact:         queue.NewRedactor(cfg.BrokerURL),
 		env:            commandEnv(os.Environ()),
+		hostname:       hostname,
 		connectionName: strings.TrimSpace("workqueue-agent " + hostname),
 	}
 	a.open = a.dialBroker
+	a.openRecorder = brokerRecorder
 	a.runner = execRunner{a}
 	return a
 }
@@ -203,6 +228,16 @@ func (a *agent) validate() error {
 		return misconfigured("no command given: put the command to run for each item after --, as in: workqueue-agent -- /app/process-item")
 	case a.cfg.Mode != constants.ModeOne && a.cfg.Mode != constants.ModeDrain:
 		return misconfigured("unknown mode %q: use one or drain", a.cfg.Mode)
+	case a.cfg.ResultSize < 1 || a.cfg.ResultSize > MaxResultSize:
+		return misconfigured("the result size %d is out of range: it must be 1 to %d bytes", a.cfg.ResultSize, MaxResultSize)
+	}
+	if a.cfg.Results != "" {
+		if err := queue.ValidateName(a.cfg.Results); err != nil {
+			return misconfigured("invalid results queue (--results): %w", err)
+		}
+		if a.cfg.Results == a.cfg.Queue {
+			return misconfigured("the results queue (--results) is the queue the items come from, %q: records would come back as items; use %q", a.cfg.Queue, queue.ResultsName(a.cfg.Queue))
+		}
 	}
 	uri, err := amqp.ParseURI(a.cfg.BrokerURL)
 	if err != nil {

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 )
 
 // smallBody is the largest body written into the command's stdin pipe before the command
@@ -28,6 +29,11 @@ type commandResult struct {
 	signal   os.Signal // the signal that told the agent to stop while the command ran
 	err      error     // why it could not start, or how it failed
 	duration time.Duration
+
+	// With results on, the output for the record (see resultCapture).
+	output          []byte
+	outputFrom      string // outcome.OutputFromFile or outcome.OutputFromStdout; empty with results off
+	outputTruncated bool
 }
 
 // exitedZero reports a command that ran to exit 0 by itself: not killed for its timeout. A
@@ -53,7 +59,7 @@ func cannotEverStart(err error) bool {
 // in a process group of its own so that a timeout or a second signal reaches its children too.
 // Signals that arrive meanwhile are forwarded to the group; if it has not ended after the grace
 // period, the group is killed.
-func (a *agent) runCommand(it item) commandResult {
+func (a *agent) runCommand(it item) (result commandResult) {
 	cmd := exec.Command(a.commandPath, a.cfg.Command[1:]...)
 	cmd.Args[0] = a.cfg.Command[0]
 	cmd.Env = append(a.env[:len(a.env):len(a.env)],
@@ -61,8 +67,22 @@ func (a *agent) runCommand(it item) commandResult {
 		constants.EnvItemMessageID+"="+it.messageID,
 		constants.EnvItemAttempt+"="+fmt.Sprint(it.attempt),
 	)
+	// Without results, the command writes to the agent's own stdout directly: no pipe, no copying.
 	cmd.Stdout = a.cfg.Stdout
 	cmd.Stderr = a.cfg.Stderr
+	if a.cfg.Results != "" {
+		capture, err := newResultCapture(a.cfg.ResultSize)
+		if err != nil {
+			return commandResult{err: err}
+		}
+		cmd.Env = append(cmd.Env, constants.EnvItemResultFile+"="+capture.file())
+		cmd.Stdout = capture.stdout(a.cfg.Stdout)
+		defer func() {
+			if err := capture.collect(&result); err != nil {
+				a.logf("item %s: %v", it.messageID, err)
+			}
+		}()
+	}
 	cmd.WaitDelay = outputWaitDelay
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var pidfd int
@@ -99,7 +119,7 @@ func (a *agent) runCommand(it item) commandResult {
 		waited <- cmd.Wait()
 	}()
 
-	result := commandResult{started: true}
+	result = commandResult{started: true}
 	group := -cmd.Process.Pid
 	var timeout, grace <-chan time.Time
 	if a.cfg.Timeout > 0 {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,12 +39,16 @@ type fakeBroker struct {
 	getErr   error          // every Get and Consume fails with it
 	opens    int
 	settled  []string
-	dead     []string
-	session  *fakeSession
+
+	resultsMissing bool             // the results queue does not exist
+	recordErrs     map[string]error // publishing the record of these ids fails with it, once
+	records        []outcome.Record
+	dead           []string
+	session        *fakeSession
 }
 
 func newFakeBroker(ids ...string) *fakeBroker {
-	b := &fakeBroker{loseAcks: map[string]int{}}
+	b := &fakeBroker{loseAcks: map[string]int{}, recordErrs: map[string]error{}}
 	for _, id := range ids {
 		b.ready = append(b.ready, &fakeMessage{id: id})
 	}
@@ -60,6 +65,46 @@ func (b *fakeBroker) open(time.Duration) (source, error) {
 	b.session = &fakeSession{b: b}
 	return b.session, nil
 }
+
+// openRecorder stands in for queue.Recorder: a passive declare of the results queue, then
+// records that are confirmed, or fail as recordErrs says.
+func (b *fakeBroker) openRecorder(src source, name string) (recorder, error) {
+	if b.resultsMissing {
+		return nil, fmt.Errorf("queue %q: %w", name, queue.ErrNoQueue)
+	}
+	return &fakeRecorder{s: src.(*fakeSession), queue: name}, nil
+}
+
+type fakeRecorder struct {
+	s     *fakeSession
+	queue string
+}
+
+func (r *fakeRecorder) Publish(_ context.Context, msg amqp.Publishing) error {
+	b := r.s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r.s.closed {
+		return amqp.ErrClosed
+	}
+	if err := b.recordErrs[msg.MessageId]; err != nil {
+		delete(b.recordErrs, msg.MessageId)
+		b.settled = append(b.settled, "record lost "+msg.MessageId)
+		return err
+	}
+	if msg.ContentType != outcome.ContentTypeRecord {
+		return fmt.Errorf("content type %q", msg.ContentType)
+	}
+	rec, err := outcome.DecodeRecord(msg.Body)
+	if err != nil {
+		return err
+	}
+	b.records = append(b.records, rec)
+	b.settled = append(b.settled, fmt.Sprintf("record %s#%d %s", rec.MessageID, rec.Attempt, rec.Result))
+	return nil
+}
+
+func (r *fakeRecorder) Close() {}
 
 type fakeSession struct {
 	b        *fakeBroker
@@ -237,6 +282,7 @@ func TestDecisionPerItem(t *testing.T) {
 	tests := []struct {
 		name    string
 		mode    constants.Mode
+		records bool // --results q.results
 		broker  func() *fakeBroker
 		results map[string][]commandResult
 
@@ -310,6 +356,45 @@ func TestDecisionPerItem(t *testing.T) {
 				return b
 			},
 			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantError: "read and write permissions"},
+		{name: "results: exit 0 publishes the record, then acks", mode: constants.ModeOne, records: true, broker: func() *fakeBroker { return newFakeBroker("m1", "m2") },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"record m1#1 done", "ack m1"}, wantRan: []string{"m1#1"}},
+		{name: "results: non-zero publishes the record, then requeues", mode: constants.ModeOne, records: true, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {exited(2)}},
+			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"record m1#1 failed", "reject m1 requeue=true"}, wantRan: []string{"m1#1"}, wantError: "status 2"},
+		{name: "results: timeout publishes the record, then requeues", mode: constants.ModeOne, records: true, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {timedOut()}},
+			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"record m1#1 failed", "reject m1 requeue=true"}, wantRan: []string{"m1#1"}, wantError: "timed out"},
+		{name: "results: exit 0 despite a signal publishes the record, then acks", mode: constants.ModeOne, records: true, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {signalled(0)}},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"record m1#1 done", "ack m1"}, wantRan: []string{"m1#1"}},
+		{name: "results: no record for an interrupted command", mode: constants.ModeOne, records: true, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {signalled(143)}},
+			wantExit: outcome.ExitInterrupted, wantResult: outcome.ResultInterrupted, wantSettled: []string{"reject m1 requeue=true"}, wantRan: []string{"m1#1"}},
+		{name: "results: no record for a command that cannot start", mode: constants.ModeOne, records: true, broker: func() *fakeBroker { return newFakeBroker("m1") },
+			results:  map[string][]commandResult{"m1": {cannotStart(syscall.EAGAIN)}},
+			wantExit: outcome.ExitCannotStart, wantResult: outcome.ResultError, wantSettled: []string{"reject m1 requeue=true"}, wantRan: []string{"m1#1"}, wantError: "another pod"},
+		{name: "results: no record for an empty queue", mode: constants.ModeDrain, records: true, broker: func() *fakeBroker { return newFakeBroker() },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultEmpty},
+		{name: "results: a lost record is not a success, and the item is not acked", mode: constants.ModeOne, records: true,
+			broker:   func() *fakeBroker { b := newFakeBroker("m1"); b.recordErrs["m1"] = amqp.ErrClosed; return b },
+			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantSettled: []string{"record lost m1"}, wantRan: []string{"m1#1"}, wantError: "result record did not reach the broker"},
+		{name: "results: drain: a lost record is redelivered and done", mode: constants.ModeDrain, records: true,
+			broker:   func() *fakeBroker { b := newFakeBroker("m1"); b.recordErrs["m1"] = amqp.ErrClosed; return b },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"record lost m1", "record m1#2 done", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}, wantCounts: [2]int{1, 0}},
+		{name: "results: drain: a failure's lost record is not a reject", mode: constants.ModeDrain, records: true,
+			broker:   func() *fakeBroker { b := newFakeBroker("m1"); b.recordErrs["m1"] = amqp.ErrClosed; return b },
+			results:  map[string][]commandResult{"m1": {exited(1), exited(0)}},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"record lost m1", "record m1#2 done", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}, wantCounts: [2]int{1, 0}},
+		{name: "results: a record the broker refuses is a misconfiguration", mode: constants.ModeDrain, records: true,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.recordErrs["m1"] = &queue.NotStoredError{Queue: "q.results", Reason: "no queue took it (312 NO_ROUTE)"}
+				return b
+			},
+			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantSettled: []string{"record lost m1"}, wantRan: []string{"m1#1"}, wantError: "kubectl workqueue run` declares it", wantCounts: [2]int{0, 0}},
+		{name: "results: a missing results queue is a misconfiguration", mode: constants.ModeOne, records: true,
+			broker:   func() *fakeBroker { b := newFakeBroker("m1"); b.resultsMissing = true; return b },
+			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantError: `results queue "q.results" does not exist`},
 		{name: "unreachable broker", mode: constants.ModeOne, broker: func() *fakeBroker {
 			b := newFakeBroker()
 			b.openErr = errors.New("dial tcp: connection refused")
@@ -327,7 +412,10 @@ func TestDecisionPerItem(t *testing.T) {
 				Idle: 20 * time.Millisecond, EmptyWait: time.Millisecond, ConnectBudget: 300 * time.Millisecond,
 				Log: &log, Stdout: io.Discard, Stderr: io.Discard,
 			})
-			a.open, a.runner = b.open, r
+			if tt.records {
+				a.cfg.Results = "q.results"
+			}
+			a.open, a.openRecorder, a.runner = b.open, b.openRecorder, r
 
 			got := a.run()
 
@@ -351,6 +439,14 @@ func TestDecisionPerItem(t *testing.T) {
 			}
 			if strings.Contains(log.String()+got.Outcome.Error, "secret") {
 				t.Errorf("the password leaked:\n%s", log.String())
+			}
+			if !tt.records && len(b.records) > 0 {
+				t.Errorf("results are off, yet records were published: %+v", b.records)
+			}
+			for _, rec := range b.records {
+				if rec.Queue != "q" || rec.Pod != a.hostname || rec.Item != "body of "+rec.MessageID || rec.ExitCode == nil || rec.FinishedAt.Location() != time.UTC {
+					t.Errorf("record %+v: want queue q, pod %q, the item's preview, an exit code and a UTC time", rec, a.hostname)
+				}
 			}
 		})
 	}

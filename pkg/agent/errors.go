@@ -26,14 +26,18 @@ type unreachableError struct{ err error }
 func (e *unreachableError) Error() string { return e.err.Error() }
 func (e *unreachableError) Unwrap() error { return e.err }
 
-// ackLostError means the command succeeded but its ack did not reach the broker, which will
-// deliver the item again.
+// ackLostError means the command ran but its ack, or the result record that goes before it,
+// did not reach the broker, which will deliver the item again.
 type ackLostError struct {
 	messageID string
 	err       error
+	record    bool // the result record was lost, so the item was not settled at all
 }
 
 func (e *ackLostError) Error() string {
+	if e.record {
+		return fmt.Sprintf("item %s was processed but its result record did not reach the broker (%v), so it was not settled; the broker delivers it again", e.messageID, e.err)
+	}
 	return fmt.Sprintf("item %s was processed but its ack did not reach the broker (%v); the broker delivers it again", e.messageID, e.err)
 }
 func (e *ackLostError) Unwrap() error { return e.err }

@@ -27,15 +27,23 @@ type source interface {
 	Close()
 }
 
-// session is one open source, with the drain-mode consumer while one is active.
+// session is one open source, with the drain-mode consumer while one is active, and the
+// recorder of result records when results are on.
 type session struct {
 	src         source
+	records     recorder
 	deliveries  <-chan amqp.Delivery
 	consumerTag string
 }
 
 func (s *session) close() {
-	if s != nil && s.src != nil {
+	if s == nil {
+		return
+	}
+	if s.records != nil {
+		s.records.Close()
+	}
+	if s.src != nil {
 		s.src.Close()
 	}
 }
@@ -71,7 +79,8 @@ func (a *agent) connect() (*session, error) {
 			return s, nil
 		}
 		var interrupted *interruptedError
-		if errors.As(err, &interrupted) {
+		var mis *misconfiguredError
+		if errors.As(err, &interrupted) || errors.As(err, &mis) {
 			return nil, err
 		}
 		if refusal := a.refusal(err); refusal != nil {
@@ -98,30 +107,46 @@ func (a *agent) connect() (*session, error) {
 
 // openInterruptibly opens in the background so that a signal does not wait for a slow connect.
 func (a *agent) openInterruptibly(remaining time.Duration) (*session, error) {
-	type opened struct {
-		src source
-		err error
-	}
 	result := make(chan opened, 1)
 	go func() {
-		src, err := a.open(min(max(remaining, time.Second), maxDialTimeout))
-		result <- opened{src, err}
+		result <- a.openSession(min(max(remaining, time.Second), maxDialTimeout))
 	}()
 	select {
 	case r := <-result:
 		if r.err != nil {
 			return nil, r.err
 		}
-		return &session{src: r.src}, nil
+		return r.session, nil
 	case sig := <-a.cfg.Signals:
 		go func() {
-			if r := <-result; r.src != nil {
-				r.src.Close()
+			if r := <-result; r.session != nil {
+				r.session.close()
 			}
 		}()
 		a.logf("stopped by %s while connecting to the broker", signalName(sig))
 		return nil, &interruptedError{signal: sig}
 	}
+}
+
+type opened struct {
+	session *session
+	err     error
+}
+
+// openSession opens a source and, when results are on, the recorder beside it.
+func (a *agent) openSession(timeout time.Duration) opened {
+	src, err := a.open(timeout)
+	if err != nil {
+		return opened{err: err}
+	}
+	s := &session{src: src}
+	if a.cfg.Results != "" {
+		if s.records, err = a.openRecorder(src, a.cfg.Results); err != nil {
+			src.Close()
+			return opened{err: a.recorderError(err)}
+		}
+	}
+	return opened{session: s}
 }
 
 // refusal turns an error that retrying cannot fix into a misconfiguredError that says where the

@@ -16,10 +16,11 @@ type execRunner struct{ a *agent }
 func (r execRunner) run(it item) commandResult { return r.a.runCommand(it) }
 
 // process runs the command for one item and settles the delivery: ack when the command exited
-// 0, requeue otherwise. The error is non-nil when the agent must stop (a signal, a command that
-// cannot start) or when the ack was lost with the connection (an ackLostError: the broker
-// delivers the item again). A command that exits 0 although a signal came is acked: its work
-// is done; the agent stops after it.
+// 0, requeue otherwise. With results on, a record of the attempt goes to the results queue
+// first, and the item is settled only once the broker confirmed it. The error is non-nil when the agent must stop (a signal, a command that
+// cannot start) or when the ack, or the record before it, was lost with the connection (an
+// ackLostError: the broker delivers the item again). A command that exits 0 although a signal
+// came is acked: its work is done; the agent stops after it.
 func (a *agent) process(it item) (outcome.Outcome, error) {
 	run := a.runner.run(it)
 	o := outcome.Outcome{
@@ -43,6 +44,9 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 	}
 	switch {
 	case run.exitedZero():
+		if err := a.publishRecord(it, run, outcome.ResultDone, ""); err != nil {
+			return a.recordFailed(o, it, subject, "done in "+formatDuration(run.duration), err, stop)
+		}
 		if err := it.delivery.Ack(false); err != nil {
 			a.logf("%s: done in %s, but the ack did not reach the broker (%v); the broker will deliver the item again", subject, formatDuration(run.duration), err)
 			a.dropSession()
@@ -80,6 +84,9 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 	case run.timedOut:
 		o.Result = outcome.ResultFailed
 		o.Error = fmt.Sprintf("timed out after %s", a.cfg.Timeout)
+		if err := a.publishRecord(it, run, o.Result, o.Error); err != nil {
+			return a.recordFailed(o, it, subject, o.Error, err, nil)
+		}
 		a.requeue(it)
 		a.logf("%s: timed out after %s (killed), requeued", subject, a.cfg.Timeout)
 		return o, nil
@@ -87,6 +94,9 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 	default:
 		o.Result = outcome.ResultFailed
 		o.Error = run.err.Error()
+		if err := a.publishRecord(it, run, o.Result, o.Error); err != nil {
+			return a.recordFailed(o, it, subject, "failed ("+shortFailure(run)+")", err, nil)
+		}
 		a.requeue(it)
 		a.logf("%s: failed (%s) after %s, requeued", subject, shortFailure(run), formatDuration(run.duration))
 		return o, nil
