@@ -132,6 +132,8 @@ type agent struct {
 	// lostAcks remembers items whose ack was lost with the connection, to notice a broker that
 	// drops the channel every time the item runs.
 	lostAcks map[string]bool
+	// resultDirReported: the agent said once that no directory for result files can be made.
+	resultDirReported bool
 }
 
 // Run takes items from the queue and runs the command for each, as cfg.Mode says, writes the

@@ -72,10 +72,13 @@ func (a *agent) runCommand(it item) (result commandResult) {
 	cmd.Stderr = a.cfg.Stderr
 	if a.cfg.Results != "" {
 		capture, err := newResultCapture(a.cfg.ResultSize)
-		if err != nil {
-			return commandResult{err: err}
+		if err != nil && !a.resultDirReported {
+			a.logf("%v", err)
+			a.resultDirReported = true
 		}
-		cmd.Env = append(cmd.Env, constants.EnvItemResultFile+"="+capture.file())
+		if file := capture.file(); file != "" {
+			cmd.Env = append(cmd.Env, constants.EnvItemResultFile+"="+file)
+		}
 		cmd.Stdout = capture.stdout(a.cfg.Stdout)
 		defer func() {
 			if err := capture.collect(&result); err != nil {

@@ -23,16 +23,39 @@ type resultCapture struct {
 	tail *tailBuffer
 }
 
+// newResultCapture makes the item's private directory in the temporary directory, or else
+// beside the agent's executable: in a Job's pod that is the emptyDir the agent was copied to,
+// writable where a read-only root file system leaves no /tmp. Without either, the command gets
+// no result file and the record holds the end of its output; err says why.
 func newResultCapture(size int) (*resultCapture, error) {
-	dir, err := os.MkdirTemp("", "workqueue-result-")
-	if err != nil {
-		return nil, fmt.Errorf("cannot make a directory for the result file: %w", err)
+	c := &resultCapture{size: size, tail: &tailBuffer{size: size}}
+	var errs []error
+	for _, parent := range resultDirParents() {
+		dir, err := os.MkdirTemp(parent, "workqueue-result-")
+		if err == nil {
+			c.dir = dir
+			return c, nil
+		}
+		errs = append(errs, err)
 	}
-	return &resultCapture{dir: dir, size: size, tail: &tailBuffer{size: size}}, nil
+	return c, fmt.Errorf("no result file for the command, only the end of its output, since no directory for it can be made: %w", errors.Join(errs...))
 }
 
-// file is the path the command gets in $WORKQUEUE_RESULT_FILE.
-func (c *resultCapture) file() string { return filepath.Join(c.dir, resultFileName) }
+func resultDirParents() []string {
+	parents := []string{os.TempDir()}
+	if self, err := os.Executable(); err == nil {
+		parents = append(parents, filepath.Dir(self))
+	}
+	return parents
+}
+
+// file is the path the command gets in $WORKQUEUE_RESULT_FILE; "" when there is none.
+func (c *resultCapture) file() string {
+	if c.dir == "" {
+		return ""
+	}
+	return filepath.Join(c.dir, resultFileName)
+}
 
 // stdout returns what the command's standard output goes to: out, as without results, and the
 // tail kept for the record.
@@ -43,8 +66,13 @@ func (c *resultCapture) stdout(out io.Writer) io.Writer {
 // collect puts the command's output into run: the first bytes of the result file when the
 // command wrote one, else the last bytes of its standard output. It removes the directory.
 func (c *resultCapture) collect(run *commandResult) error {
-	defer os.RemoveAll(c.dir)
-	data, truncated, err := readHead(c.file(), c.size)
+	var data []byte
+	var truncated bool
+	err := error(os.ErrNotExist)
+	if c.dir != "" {
+		defer os.RemoveAll(c.dir)
+		data, truncated, err = readHead(c.file(), c.size)
+	}
 	switch {
 	case err == nil:
 		run.output, run.outputFrom, run.outputTruncated = data, outcome.OutputFromFile, truncated

@@ -147,3 +147,24 @@ func TestResultSizeAndResultsQueueAreValidated(t *testing.T) {
 		}
 	}
 }
+
+// A read-only root file system leaves no /tmp: the result file goes beside the agent, which a
+// Job's pod runs from its own writable emptyDir.
+func TestResultFileWithoutATempDirectory(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	c, err := newResultCapture(16)
+	if err != nil || c.file() == "" {
+		t.Fatalf("no fallback directory: %v", err)
+	}
+	self, _ := os.Executable()
+	if filepath.Dir(filepath.Dir(c.file())) != filepath.Dir(self) {
+		t.Errorf("result file %s is not beside the agent %s", c.file(), self)
+	}
+	var run commandResult
+	if err := c.collect(&run); err != nil || run.outputFrom != outcome.OutputFromStdout {
+		t.Fatalf("collect: %v %+v", err, run)
+	}
+	if _, err := os.Stat(filepath.Dir(c.file())); !os.IsNotExist(err) {
+		t.Error("the item's directory was left behind")
+	}
+}
