@@ -257,36 +257,12 @@ func (o *BrokerInstallOptions) serverDryRun(ctx context.Context, client kubernet
 func (o *BrokerInstallOptions) waitUntilServing(ctx context.Context, client kubernetes.Interface) error {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	pod := o.spec.Name + "-0"
-	fmt.Fprintf(o.ErrOut, "waiting for pod %s to be ready...\n", pod)
-	lastProblem := ""
-	// Refusals older than this install were of an earlier one; a few seconds spare the API
-	// server's clock running behind ours.
-	since := time.Now().Add(-5 * time.Second)
-	for {
-		status, err := rabbitmq.CheckStatus(ctx, client, o.spec, since)
-		if err != nil {
-			return err
+	fmt.Fprintf(o.ErrOut, "waiting for pod %s-0 to be ready...\n", o.spec.Name)
+	if err := rabbitmq.WaitReady(ctx, client, o.spec, func(problem string) { fmt.Fprintln(o.ErrOut, problem) }); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (--timeout %s)", err, o.Timeout)
 		}
-		if status.Ready {
-			break
-		}
-		if status.Problem != "" && status.Problem != lastProblem {
-			fmt.Fprintln(o.ErrOut, status.Problem)
-			lastProblem = status.Problem
-		}
-		if status.Fatal {
-			return fmt.Errorf("the broker cannot start: %s", status.Problem)
-		}
-		select {
-		case <-ctx.Done():
-			hint := ""
-			if lastProblem != "" {
-				hint = " (" + lastProblem + ")"
-			}
-			return fmt.Errorf("the broker was not ready within %s%s: see `kubectl describe pod %s`; it keeps starting in the background", o.Timeout, hint, pod)
-		case <-time.After(2 * time.Second):
-		}
+		return err
 	}
 
 	flags := brokerFlags{Service: o.spec.Service}
