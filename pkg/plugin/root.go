@@ -66,6 +66,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 	if configFlags != nil {
 		configFlags.AddFlags(root.PersistentFlags())
 	}
+	addVerbosityFlag(root.PersistentFlags(), streams.ErrOut)
 	root.AddCommand(
 		newVersionCommand(streams, version),
 		NewCmdFill(streams, getter),
@@ -79,6 +80,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		NewCmdDoctor(streams, getter, version),
 		NewCmdBroker(streams, getter),
 	)
+	registerCompletions(root, getter, configFlags != nil)
 	return root
 }
 
