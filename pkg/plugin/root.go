@@ -62,6 +62,9 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Help and completions (`__complete`, which kubectl_complete-workqueue calls) go to streams.
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
 	if configFlags != nil {
 		configFlags.AddFlags(root.PersistentFlags())
