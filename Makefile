@@ -9,6 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-workqueue ./cmd/kubectl-workqueue
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/workqueue-agent ./cmd/workqueue-agent
+	install -m 0755 kubectl_complete-workqueue bin/kubectl_complete-workqueue
 
 ## Every test: static checks, unit and integration tests on a local RabbitMQ, end-to-end tests on a real local cluster.
 test:

@@ -6,7 +6,7 @@
 #      (the real ones exist only once the release archives do);
 #   3. a copy of krew.yaml with the local archives' sha256 passes krew's manifest validation and
 #      installs on every platform it lists with `kubectl krew install --manifest --archive`, each in
-#      a sandbox KREW_ROOT, LICENSE included;
+#      a sandbox KREW_ROOT, LICENSE and kubectl_complete-workqueue included;
 #   4. on this machine's platform the installed `kubectl workqueue version` prints that version,
 #      and the agent archive's binary does too.
 #
@@ -148,6 +148,8 @@ while read -r os arch uri; do
 	fi
 	installed=$(find "$krew_root/store/$PLUGIN_NAME/$version" -type f | sed 's|.*/||' | sort | tr '\n' ' ')
 	[[ " $installed" == *" LICENSE "* ]] || fail "$os/$arch: no LICENSE installed (found: $installed)"
+	[[ " $installed" == *" kubectl_complete-workqueue "* ]] ||
+		fail "$os/$arch: no kubectl_complete-workqueue installed (found: $installed)"
 	[[ -e $krew_root/bin/kubectl-$PLUGIN_NAME || -e $krew_root/bin/kubectl-$PLUGIN_NAME.exe ]] ||
 		fail "$os/$arch: krew linked no kubectl-$PLUGIN_NAME"
 	if [[ $os == "$host_os" && $arch == "$host_arch" ]]; then

@@ -41,7 +41,8 @@ func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 
 			# Remove only the Job, keeping the items
 			kubectl workqueue delete job1 --keep-queue`),
-		Args: exactArgs("QUEUE"),
+		Args:              exactArgs("QUEUE"),
+		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},

@@ -70,11 +70,12 @@ func NewCmdFill(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 		stderrIsTTY:     func() bool { return isTerminal(streams.ErrOut) },
 	}
 	cmd := &cobra.Command{
-		Use:     "fill QUEUE [--from-file FILE | --item ITEM | < FILE]",
-		Short:   "Publish one message per item to a work queue in the cluster, with publisher confirms",
-		Long:    "Publish one message per item to a RabbitMQ queue, reached through a port-forward to the broker's Service. The queue is created when missing (a durable quorum queue with a retry limit and a QUEUE.failed dead-letter queue). Every message is persistent and confirmed by the broker: the command succeeds only when all items are stored.",
-		Example: fillExample,
-		Args:    exactArgs("QUEUE"),
+		Use:               "fill QUEUE [--from-file FILE | --item ITEM | < FILE]",
+		Short:             "Publish one message per item to a work queue in the cluster, with publisher confirms",
+		Long:              "Publish one message per item to a RabbitMQ queue, reached through a port-forward to the broker's Service. The queue is created when missing (a durable quorum queue with a retry limit and a QUEUE.failed dead-letter queue). Every message is persistent and confirmed by the broker: the command succeeds only when all items are stored.",
+		Example:           fillExample,
+		Args:              exactArgs("QUEUE"),
+		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(cmd, args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},

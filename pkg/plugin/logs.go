@@ -45,7 +45,8 @@ func NewCmdLogs(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 
 			# The last 20 lines of each pod, from the last hour
 			kubectl workqueue logs job1 --tail 20 --since 1h`),
-		Args: exactArgs("QUEUE"),
+		Args:              exactArgs("QUEUE"),
+		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},

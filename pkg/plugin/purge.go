@@ -39,7 +39,8 @@ func NewCmdPurge(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 
 			# Drop the dead letters, in a script
 			kubectl workqueue purge job1 --failed --yes`),
-		Args: exactArgs("QUEUE"),
+		Args:              exactArgs("QUEUE"),
+		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},

@@ -52,7 +52,8 @@ func NewCmdResults(streams genericiooptions.IOStreams, getter ClientGetter) *cob
 
 			# While the Job runs, as JSON lines, into a file
 			kubectl workqueue results job1 --follow -o json > results.jsonl`),
-		Args: exactArgs("QUEUE"),
+		Args:              exactArgs("QUEUE"),
+		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
@@ -62,6 +63,7 @@ func NewCmdResults(streams genericiooptions.IOStreams, getter ClientGetter) *cob
 	f.StringVarP(&o.Output, "output", "o", "", "json: one JSON object per line, the whole record; default: a line per record")
 	f.BoolVarP(&o.Follow, "follow", "f", false, "Keep taking records until the Job has finished and none is left")
 	f.IntVar(&o.Limit, "limit", o.Limit, "Take at most this many records (-1 for all)")
+	cobra.CheckErr(cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]cobra.Completion{"json"}, cobra.ShellCompDirectiveNoFileComp)))
 	o.broker.addFlags(cmd)
 	return cmd
 }

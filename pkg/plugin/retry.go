@@ -44,7 +44,8 @@ func NewCmdRetry(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 			# Count them first; move only ten
 			kubectl workqueue retry job1 --dry-run
 			kubectl workqueue retry job1 --limit 10`),
-		Args: exactArgs("QUEUE"),
+		Args:              exactArgs("QUEUE"),
+		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},

@@ -62,10 +62,14 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Help and completions (`__complete`, which kubectl_complete-workqueue calls) go to streams.
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
 	if configFlags != nil {
 		configFlags.AddFlags(root.PersistentFlags())
 	}
+	addVerbosityFlag(root.PersistentFlags(), streams.ErrOut)
 	root.AddCommand(
 		newVersionCommand(streams, version),
 		NewCmdFill(streams, getter),
@@ -79,6 +83,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		NewCmdDoctor(streams, getter, version),
 		NewCmdBroker(streams, getter),
 	)
+	registerCompletions(root, getter, configFlags != nil)
 	return root
 }
 

@@ -119,7 +119,8 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 			The exit code is 0 only when every item was processed (see the README for the others).
 			With -o json or -o yaml, the final report is one document on stdout and everything
 			else goes to stderr; with --dry-run or --detach, -o prints the Job instead.`),
-		Example: runExample,
+		Example:           runExample,
+		ValidArgsFunction: completeQueueThenCommand(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(cmd, args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},

@@ -42,7 +42,8 @@ func NewCmdStatus(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 
 			# For scripts: the queue's counts and the Job's state as one document
 			kubectl workqueue status job1 -o json`),
-		Args: exactArgs("QUEUE"),
+		Args:              exactArgs("QUEUE"),
+		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},

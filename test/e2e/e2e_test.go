@@ -74,12 +74,25 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "build kubectl-workqueue: %v\n%s", err, out)
 			os.Exit(1)
 		}
+		// kubectl completes the plugin by running this script from PATH.
+		if err := copyExecutable("../../kubectl_complete-workqueue", filepath.Join(dir, "kubectl_complete-workqueue")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
+}
+
+func copyExecutable(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o755)
 }
 
 // cluster is one test's namespace on the e2e cluster.
