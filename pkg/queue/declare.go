@@ -245,6 +245,22 @@ func explainDeclareError(name string, err error) error {
 
 // Delete removes a queue and returns how many messages it held, or an error wrapping ErrNoQueue.
 func Delete(conn *amqp.Connection, name string) (int, error) {
+	return onExistingQueue(conn, name, "delete", func(ch *amqp.Channel) (int, error) {
+		return ch.QueueDelete(name, false, false, false)
+	})
+}
+
+// Purge removes every ready message of a queue and returns how many went, or an error wrapping
+// ErrNoQueue.
+func Purge(conn *amqp.Connection, name string) (int, error) {
+	return onExistingQueue(conn, name, "purge", func(ch *amqp.Channel) (int, error) {
+		return ch.QueuePurge(name, false)
+	})
+}
+
+// onExistingQueue does one operation on a queue that must exist: a missing one is ErrNoQueue,
+// not whatever the broker says after closing the channel.
+func onExistingQueue(conn *amqp.Connection, name, verb string, op func(*amqp.Channel) (int, error)) (int, error) {
 	if _, err := Depth(conn, name); err != nil {
 		return 0, err
 	}
@@ -253,9 +269,9 @@ func Delete(conn *amqp.Connection, name string) (int, error) {
 		return 0, fmt.Errorf("open a channel: %w", err)
 	}
 	defer ch.Close()
-	messages, err := ch.QueueDelete(name, false, false, false)
+	n, err := op(ch)
 	if err != nil {
-		return 0, fmt.Errorf("delete queue %q: %w", name, err)
+		return 0, fmt.Errorf("%s queue %q: %w", verb, name, err)
 	}
-	return messages, nil
+	return n, nil
 }

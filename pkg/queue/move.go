@@ -132,21 +132,3 @@ func republished(d amqp.Delivery) amqp.Publishing {
 		Body: d.Body,
 	}
 }
-
-// Purge removes every ready message of a queue and returns how many went, or an error wrapping
-// ErrNoQueue.
-func Purge(conn *amqp.Connection, name string) (int, error) {
-	if _, err := Depth(conn, name); err != nil {
-		return 0, err
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return 0, fmt.Errorf("open a channel: %w", err)
-	}
-	defer ch.Close()
-	n, err := ch.QueuePurge(name, false)
-	if err != nil {
-		return 0, fmt.Errorf("purge queue %q: %w", name, err)
-	}
-	return n, nil
-}
