@@ -21,6 +21,9 @@ func TestDoctor(t *testing.T) {
 	}
 
 	c.deployBroker()
+	// The example's StatefulSet has no readiness probe: its pod is ready before RabbitMQ
+	// listens. fill waits for the broker; doctor reports it as it finds it.
+	c.fillItems("doc", []string{"x"})
 	stdout, stderr, err := c.run(context.Background(), "", "workqueue", "doctor", "--agent-image", agentImage, "--image-pull-policy", "Never")
 	if err != nil {
 		t.Fatalf("doctor: %v\n%s%s", err, stdout, stderr)

@@ -63,6 +63,10 @@ func TestRBACRolesOfTheDocsAreEnough(t *testing.T) {
 	if out := c.workqueue("", "doctor", "--agent-image", agentImage, "--image-pull-policy", "Never", runner); strings.Contains(out, "FAIL") {
 		t.Errorf("doctor as workqueue-runner:\n%s", out)
 	}
+	if out := c.workqueue("", "results", "rbac", runner); strings.Count(out, "  done  ") != 2 {
+		t.Errorf("results as workqueue-runner:\n%s", out)
+	}
+	// Its results taken, the queue holds nothing: delete asks nothing.
 	c.workqueue("", "delete", "rbac", runner)
 
 	if out, err := c.kubectl("create", "role", "no-forward", "--verb=get,list,watch", "--resource=services,pods,secrets"); err != nil {
