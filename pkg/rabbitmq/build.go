@@ -191,7 +191,8 @@ func Build(s Spec) (Objects, error) {
 	container := corev1ac.Container().
 		WithName(ContainerName).
 		WithImage(s.Image).
-		WithPorts(corev1ac.ContainerPort().WithName(amqpPortName).WithContainerPort(AMQPPort)).
+		WithPorts(corev1ac.ContainerPort().WithName(amqpPortName).WithContainerPort(AMQPPort),
+			corev1ac.ContainerPort().WithName("management").WithContainerPort(ManagementPort)).
 		WithEnv(env(s)...).
 		// Ready means accepting AMQP connections; RabbitMQ opens its listener last.
 		WithReadinessProbe(corev1ac.Probe().
@@ -257,7 +258,8 @@ func Build(s Spec) (Objects, error) {
 }
 
 // env gives RabbitMQ its first user from the Secret (RabbitMQ 3.9 and later read these
-// variables themselves, so any image of it works) and, under a memory limit, its memory.
+// variables themselves, so any image of it works), its plugins and, under a memory limit, its
+// memory.
 func env(s Spec) []*corev1ac.EnvVarApplyConfiguration {
 	fromSecret := func(name, key string) *corev1ac.EnvVarApplyConfiguration {
 		return corev1ac.EnvVar().WithName(name).WithValueFrom(corev1ac.EnvVarSource().
@@ -266,6 +268,9 @@ func env(s Spec) []*corev1ac.EnvVarApplyConfiguration {
 	vars := []*corev1ac.EnvVarApplyConfiguration{
 		fromSecret("RABBITMQ_DEFAULT_USER", UsernameKey),
 		fromSecret("RABBITMQ_DEFAULT_PASS", PasswordKey),
+		// The management API counts the items in flight, which AMQP cannot (list, status);
+		// prometheus is what the official image enables without being told.
+		corev1ac.EnvVar().WithName("RABBITMQ_ENABLED_PLUGINS").WithValue("rabbitmq_management,rabbitmq_prometheus"),
 	}
 	if limit, ok := s.Limits[corev1.ResourceMemory]; ok {
 		available := int64(float64(limit.Value()) * memoryShare)

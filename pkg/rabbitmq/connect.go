@@ -43,6 +43,11 @@ type Broker struct {
 	// Via says how the broker was reached, for messages: "service rabbitmq-service (pod rabbitmq-0)".
 	Via     string
 	forward *portforward.Session
+
+	// What the management API needs: the broker's pod, or the URL, and the login.
+	url                string
+	pod                portforward.Target
+	username, password string
 }
 
 // Close closes the connection and its port-forward.
@@ -76,7 +81,7 @@ func Connect(ctx context.Context, client kubernetes.Interface, config *rest.Conf
 		}
 	}
 	if t.URL != "" {
-		b := &Broker{Via: queue.Redact(t.URL)}
+		b := &Broker{Via: queue.Redact(t.URL), url: t.URL}
 		err := retry.Do(ctx, func(context.Context) error {
 			var err error
 			b.Conn, err = queue.Dial(t.URL)
@@ -116,7 +121,8 @@ func Connect(ctx context.Context, client kubernetes.Interface, config *rest.Conf
 			}
 			return err
 		}
-		b.Conn, b.forward = conn, session
+		b.Conn, b.forward, b.pod = conn, session, target
+		b.username, b.password = username, password
 		b.Via = fmt.Sprintf("service %s (pod %s)", t.Service, target.Pod)
 		return nil
 	})

@@ -71,8 +71,12 @@ func TestStatusDryRunDetachWatchAndDelete(t *testing.T) {
 		t.Fatalf("a rerun of a finished Job without --replace: %v %s", err, stderr)
 	}
 
-	out = c.workqueue("", "delete", "life")
-	for _, want := range []string{"job.batch/life deleted", "queue life deleted (0 messages)", "queue life.failed deleted"} {
+	// The results of the run are still there: delete asks, and without a terminal needs --yes.
+	if _, stderr, err := c.run(context.Background(), "", "workqueue", "delete", "life"); exitCode(err) != 2 || !strings.Contains(stderr, "3 in life.results") {
+		t.Fatalf("delete of a queue holding results, without --yes: %v %s", err, stderr)
+	}
+	out = c.workqueue("", "delete", "life", "--yes")
+	for _, want := range []string{"job.batch/life deleted", "queue life deleted (0 messages)", "queue life.failed deleted", "queue life.results deleted (3 messages)"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("delete printed:\n%s", out)
 		}
