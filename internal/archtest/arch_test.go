@@ -31,7 +31,7 @@ var allowed = map[string][]string{
 	"pkg/tail":        {"pkg/constants", "pkg/job", "pkg/outcome", "pkg/podstatus"},
 	"pkg/agent":       {"pkg/constants", "pkg/outcome", "pkg/queue"},
 	"pkg/rabbitmq":    {"pkg/constants", "pkg/podstatus", "pkg/portforward", "pkg/queue"},
-	"pkg/workqueue":   {"pkg/constants", "pkg/job", "pkg/outcome", "pkg/queue", "pkg/tail"},
+	"pkg/workqueue":   {"pkg/constants", "pkg/job", "pkg/outcome", "pkg/queue", "pkg/rabbitmq", "pkg/tail"},
 	"pkg/doctor":      {"pkg/constants", "pkg/podstatus", "pkg/portforward", "pkg/queue", "pkg/rabbitmq", "pkg/tail"},
 	"pkg/plugin": {"pkg/constants", "pkg/items", "pkg/job", "pkg/outcome", "pkg/queue", "pkg/rabbitmq",
 		"pkg/tail", "pkg/workqueue", "pkg/doctor"},

@@ -81,6 +81,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		NewCmdPurge(streams, getter),
 		NewCmdResults(streams, getter),
 		NewCmdDoctor(streams, getter, version),
+		NewCmdList(streams, getter),
 		NewCmdBroker(streams, getter),
 	)
 	registerCompletions(root, getter, configFlags != nil)

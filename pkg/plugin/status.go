@@ -14,6 +14,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
 )
 
@@ -115,17 +116,52 @@ func (o *StatusOptions) printQueue(ctx context.Context) error {
 		return err
 	}
 	defer b.Close()
-	state, err := workqueue.ReadQueue(b.Conn, o.Queue, b.Via)
-	if err != nil {
+	counts, err := o.counts(ctx, b)
+	switch {
+	case err != nil:
 		fmt.Fprintf(o.Out, "Queue %s: %v\n", o.Queue, err)
 		return nil
+	case !counts.Exists:
+		fmt.Fprintf(o.Out, "Queue %s: does not exist on the broker (%s): fill it first with `kubectl workqueue fill %s`\n", o.Queue, b.Via, o.Queue)
+		return nil
 	}
-	failed := "no dead-letter queue"
-	if state.DeadLetters >= 0 {
-		failed = fmt.Sprintf("%d in %s", state.DeadLetters, queue.DeadLetterName(o.Queue))
+	line := fmt.Sprintf("Queue %s: %d ready, no dead-letter queue", o.Queue, counts.Ready)
+	if counts.DeadLetters != nil {
+		line = fmt.Sprintf("Queue %s: %d ready, %d in %s", o.Queue, counts.Ready, *counts.DeadLetters, queue.DeadLetterName(o.Queue))
 	}
-	fmt.Fprintf(o.Out, "Queue %s: %d ready, %s\n", o.Queue, state.Ready, failed)
+	if counts.InFlight != nil {
+		line += fmt.Sprintf(", %d in flight", *counts.InFlight)
+	}
+	if counts.Results != nil {
+		line += fmt.Sprintf(", %d %s waiting in %s", *counts.Results, plural(*counts.Results, "result"), queue.ResultsName(o.Queue))
+	}
+	fmt.Fprintln(o.Out, line)
 	return nil
+}
+
+// counts reads the queue over AMQP, and what is in flight from the management API when the
+// broker has it.
+func (o *StatusOptions) counts(ctx context.Context, b *rabbitmq.Broker) (workqueue.QueueCounts, error) {
+	counts, err := workqueue.CountQueue(b.Conn, o.Queue)
+	if err != nil || !counts.Exists {
+		return counts, err
+	}
+	client, err := o.getter.KubernetesClientSet()
+	if err != nil {
+		return counts, nil
+	}
+	config, err := o.getter.ToRESTConfig()
+	if err != nil {
+		return counts, nil
+	}
+	if queues, err := b.Queues(ctx, client, config); err == nil {
+		for _, q := range queues {
+			if q.Name == o.Queue {
+				counts.InFlight, counts.Consumers = &q.InFlight, &q.Consumers
+			}
+		}
+	}
+	return counts, nil
 }
 
 func (o *StatusOptions) printJob(j *batchv1.Job) {
@@ -146,7 +182,7 @@ func (o *StatusOptions) printDocument(ctx context.Context, j *batchv1.Job) error
 	b, brokerErr := o.broker.connect(ctx, o.getter, o.namespace, io.Discard)
 	if brokerErr == nil {
 		defer b.Close()
-		counts, err := workqueue.CountQueue(b.Conn, o.Queue)
+		counts, err := o.counts(ctx, b)
 		if err != nil {
 			return err
 		}

@@ -126,6 +126,9 @@ type QueueCounts struct {
 	DeadLetters *int `json:"deadLetters"`
 	// Results is how many result records wait in QUEUE.results; null when there is no such queue.
 	Results *int `json:"results"`
+	// InFlight and Consumers come from the management API; null without it.
+	InFlight  *int `json:"inFlight"`
+	Consumers *int `json:"consumers"`
 }
 
 // JobStatus is what Kubernetes says of a queue's Job.
@@ -139,6 +142,8 @@ type JobStatus struct {
 	Completions *int32     `json:"completions"` // null in drain mode
 	Parallelism int32      `json:"parallelism"`
 	StartTime   *time.Time `json:"startTime,omitempty"`
+
+	created time.Time // which of several Jobs of a queue is the newest
 }
 
 // JobStatusOf reads a Job's status into its document.

@@ -3,6 +3,7 @@ package workqueue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/tail"
 )
 
@@ -100,8 +102,6 @@ func TestDescribeJob(t *testing.T) {
 		t.Errorf("%q, want %q", got, want)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // launchRequest is a mode-one launch of queue q into namespace ns, with a broker that holds ready items.
 func launchRequest(ready int) LaunchRequest {
@@ -270,4 +270,56 @@ func TestReportDocument(t *testing.T) {
 	if !clean.Succeeded || clean.Problems == nil || clean.FailedItems == nil {
 		t.Errorf("a clean run: lists must be empty, not null: %+v", clean)
 	}
+}
+
+func TestListEntries(t *testing.T) {
+	job := func(name, queue string, created int64, complete bool) batchv1.Job {
+		j := batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", CreationTimestamp: metav1.Unix(created, 0),
+			Labels:      map[string]string{constants.LabelManagedBy: constants.ManagedBy},
+			Annotations: map[string]string{constants.AnnotationQueue: queue}}}
+		if complete {
+			j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+		}
+		return j
+	}
+	jobs := []batchv1.Job{job("a", "a", 1, true), job("a-again", "a", 2, false), job("b", "b", 1, true), {ObjectMeta: metav1.ObjectMeta{Name: "someone-elses"}}}
+	filled := map[string]any{"x-consumer-timeout": int64(1000)}
+	queues := []rabbitmq.QueueInfo{
+		{Name: "a", Type: "quorum", Ready: 3, InFlight: 2, Consumers: 2, Arguments: filled},
+		{Name: "a.failed", Type: "classic", Ready: 1},
+		{Name: "a.results", Type: "classic", Ready: 7},
+		{Name: "c", Type: "quorum", Ready: 5, Arguments: filled},
+		{Name: "c.failed", Type: "classic"},
+		{Name: "seed-queue", Type: "classic", Ready: 9},
+		{Name: "orphan.failed", Type: "classic", Arguments: filled},
+	}
+	entries := ListEntries("ns", jobs, queues)
+	var got []string
+	for _, e := range entries {
+		job := "-"
+		if e.Job != nil {
+			job = e.Job.Name + "/" + e.Job.Status
+		}
+		got = append(got, fmt.Sprintf("%s ready=%s inflight=%s failed=%s results=%s job=%s", e.Queue, show(e.Ready), show(e.InFlight), show(e.DeadLetters), show(e.Results), job))
+	}
+	want := []string{
+		"a ready=3 inflight=2 failed=1 results=7 job=a-again/Running",
+		"b ready=? inflight=? failed=? results=? job=b/Complete",
+		"c ready=5 inflight=0 failed=0 results=? job=-",
+		"orphan.failed ready=0 inflight=0 failed=? results=? job=-",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Without the management API, only the Jobs' queues, counts unknown until counted over AMQP.
+	if entries := ListEntries("ns", jobs, nil); len(entries) != 2 || entries[0].Ready != nil {
+		t.Fatalf("%+v", entries)
+	}
+}
+
+func show(n *int) string {
+	if n == nil {
+		return "?"
+	}
+	return fmt.Sprint(*n)
 }

@@ -5,8 +5,10 @@ package e2e
 import (
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -67,6 +69,33 @@ func TestBrokerInstallFillRunUninstall(t *testing.T) {
 	if err != nil || !strings.Contains(out, "all items of queue installed processed") {
 		t.Fatalf("run on the installed broker: %v", err)
 	}
+
+	// The installed broker has the management API: list and status count the items in flight.
+	// A Job holds two items (parallelism 2, each command sleeping), one waits, one was only
+	// filled and has no Job.
+	c.fillItems("busy", []string{"a", "b", "c"})
+	c.fillItems("waiting", []string{"x"})
+	c.workqueue("", "run", "busy", "--detach", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
+		"--", "sh", "-c", "cat; sleep 120")
+	listed := regexp.MustCompile(`(?m)^busy\s+1\s+2\s+0\s+0\s+2\s+busy \(Running\)$`)
+	deadline := time.Now().Add(2 * time.Minute)
+	for out = c.workqueue("", "list"); !listed.MatchString(out); out = c.workqueue("", "list") {
+		if time.Now().After(deadline) {
+			t.Fatalf("list does not show 1 ready, 2 in flight, 2 consumers for busy:\n%s", out)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	if !regexp.MustCompile(`(?m)^installed\s+0\s+0\s+0\s+3\s+0\s+installed \(Complete\)$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^waiting\s+1\s+0\s+0\s+\?\s+0\s+-$`).MatchString(out) || strings.Contains(out, ".failed") {
+		t.Fatalf("list:\n%s", out)
+	}
+	if out := c.workqueue("", "list", "-A", "-o", "json"); !strings.Contains(out, `"namespace": "`+c.namespace+`"`) || !strings.Contains(out, `"queue": "waiting"`) || !strings.Contains(out, `"kind": "QueueList"`) {
+		t.Fatalf("list -A -o json:\n%s", out)
+	}
+	if out := c.workqueue("", "status", "busy"); !strings.Contains(out, "Queue busy: 1 ready, 0 in busy.failed, 2 in flight") {
+		t.Fatalf("status does not count what is in flight:\n%s", out)
+	}
+	c.workqueue("", "delete", "busy", "--yes")
 
 	// A change that restarts a broker without a volume would lose its queues: refused.
 	changed := append(append([]string{"workqueue"}, install[:len(install)-2]...), "--limits", "memory=2Gi")
