@@ -42,8 +42,8 @@ wq run job2 --image localhost/workqueue/busybox:1 --image-pull-policy Never --ag
 say "kubectl workqueue results job2   (what each item's command printed, taken from job2.results)"
 wq results job2
 
-say "kubectl workqueue status job2"
-wq status job2
+say "kubectl workqueue list   (the example's broker has no management API: in flight shows ?)"
+wq list
 
 say "done. Look around with: $kubectl_bin --kubeconfig $kubeconfig -n $namespace get jobs,pods"
 say "stop the local cluster with: make cluster-down"
