@@ -167,17 +167,18 @@ func (o *ListOptions) namespaceEntries(ctx context.Context, client kubernetes.In
 		return entries
 	}
 	defer b.Close()
-	queues, mgmtErr := b.Queues(ctx, client, config)
-	if mgmtErr != nil {
-		entries := workqueue.ListEntries(namespace, jobs, nil)
-		if err := workqueue.CountOverAMQP(b.Conn, entries); err != nil {
-			for i := range entries {
-				entries[i].BrokerError = err.Error()
-			}
-		}
-		return entries
+	queues, err := b.Queues(ctx, client, config)
+	if err != nil {
+		queues = nil // no management API: the Jobs' queues, in flight unknown
 	}
-	return workqueue.ListEntries(namespace, jobs, queues)
+	entries := workqueue.ListEntries(namespace, jobs, queues)
+	// AMQP's counts are exact where the management API's lag by seconds.
+	if err := workqueue.CountOverAMQP(b.Conn, entries); err != nil {
+		for i := range entries {
+			entries[i].BrokerError = err.Error()
+		}
+	}
+	return entries
 }
 
 func printQueueTable(out io.Writer, entries []workqueue.ListEntry, withNamespace bool) error {

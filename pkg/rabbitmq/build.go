@@ -269,8 +269,11 @@ func env(s Spec) []*corev1ac.EnvVarApplyConfiguration {
 		fromSecret("RABBITMQ_DEFAULT_USER", UsernameKey),
 		fromSecret("RABBITMQ_DEFAULT_PASS", PasswordKey),
 		// The management API counts the items in flight, which AMQP cannot (list, status);
-		// prometheus is what the official image enables without being told.
+		// prometheus is what the official image enables without being told. RabbitMQ writes the
+		// list to its plugins file at boot, so that file lives on the data volume: /etc/rabbitmq
+		// may not be the broker user's to write.
 		corev1ac.EnvVar().WithName("RABBITMQ_ENABLED_PLUGINS").WithValue("rabbitmq_management,rabbitmq_prometheus"),
+		corev1ac.EnvVar().WithName("RABBITMQ_ENABLED_PLUGINS_FILE").WithValue(dataPath+"/enabled_plugins"),
 	}
 	if limit, ok := s.Limits[corev1.ResourceMemory]; ok {
 		available := int64(float64(limit.Value()) * memoryShare)

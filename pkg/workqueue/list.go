@@ -103,8 +103,8 @@ func companion(name string, queues map[string]rabbitmq.QueueInfo) bool {
 
 func ptr[T any](v T) *T { return &v }
 
-// CountOverAMQP fills in what AMQP can count of each entry, for a broker without the
-// management API: ready items, dead letters, results; in flight stays unknown.
+// CountOverAMQP sets what AMQP counts of each entry, exactly where the management API lags:
+// ready items, dead letters, results. In flight and consumers are the management API's alone.
 func CountOverAMQP(conn *amqp.Connection, entries []ListEntry) error {
 	for i := range entries {
 		e := &entries[i]
