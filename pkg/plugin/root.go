@@ -1,6 +1,7 @@
 // Package plugin holds the cobra commands of `kubectl workqueue`. The commands are thin: they
-// parse flags into Options (Complete, Validate, Run) and hand plain inputs to pkg/queue, pkg/job,
-// pkg/portforward.
+// parse flags into Options (Complete, Validate, Run), hand plain inputs to the packages that do
+// the work (pkg/workqueue, pkg/rabbitmq, pkg/queue, pkg/items, pkg/tail, pkg/doctor; see
+// docs/architecture.md) and print what comes back.
 package plugin
 
 import (
