@@ -273,7 +273,7 @@ func env(s Spec) []*corev1ac.EnvVarApplyConfiguration {
 		// list to its plugins file at boot, so that file lives on the data volume: /etc/rabbitmq
 		// may not be the broker user's to write.
 		corev1ac.EnvVar().WithName("RABBITMQ_ENABLED_PLUGINS").WithValue("rabbitmq_management,rabbitmq_prometheus"),
-		corev1ac.EnvVar().WithName("RABBITMQ_ENABLED_PLUGINS_FILE").WithValue(dataPath+"/enabled_plugins"),
+		corev1ac.EnvVar().WithName("RABBITMQ_ENABLED_PLUGINS_FILE").WithValue(dataPath + "/enabled_plugins"),
 	}
 	if limit, ok := s.Limits[corev1.ResourceMemory]; ok {
 		available := int64(float64(limit.Value()) * memoryShare)
