@@ -30,7 +30,7 @@ import (
 func NewCmdBroker(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "broker",
-		Short: "Install or uninstall the RabbitMQ broker that holds the queues",
+		Short: "Install or uninstall the RabbitMQ broker",
 		// With a Run, cobra checks the arguments: a mistyped subcommand is an error, not help.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
@@ -85,7 +85,7 @@ func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter
 	}
 	cmd := &cobra.Command{
 		Use:   "install",
-		Short: "Deploy a single-node RabbitMQ in the namespace, with generated credentials",
+		Short: "Deploy RabbitMQ in the namespace, with a generated password",
 		Long: longDesc(`
 			Deploy RabbitMQ as Kubernetes' work-queue example does (Service rabbitmq-service,
 			StatefulSet rabbitmq), with what the example leaves out: a data volume, a readiness
@@ -292,7 +292,10 @@ func NewCmdBrokerUninstall(streams genericiooptions.IOStreams, getter ClientGett
 	o := &BrokerUninstallOptions{IOStreams: streams, getter: getter, Name: rabbitmq.DefaultName, Service: rabbitmq.DefaultService}
 	cmd := &cobra.Command{
 		Use:   "uninstall",
-		Short: "Remove the broker that `broker install` deployed; its data volume (and the credentials it holds) only with --delete-data",
+		Short: "Remove the broker that broker install deployed",
+		Long: longDesc(`
+			Remove the broker that broker install deployed. Its data volume, and the Secret whose
+			user it holds, go only with --delete-data: a later install finds both.`),
 		Example: examples(`
 			# Remove the broker, keeping its data volume for a later install
 			kubectl workqueue broker uninstall

@@ -29,7 +29,7 @@ func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 	o := &DeleteOptions{getter: getter, confirmer: confirmer{IOStreams: streams, terminal: func() bool { return isTerminal(streams.In) }}}
 	cmd := &cobra.Command{
 		Use:   "delete QUEUE",
-		Short: "Delete what the plugin made for a queue: its Job and pods, the queue and its dead-letter queue",
+		Short: "Delete a queue's Job, the queue and its companions",
 		Long: longDesc(`
 			Delete the queue's Job with its pods and Secret, then the queue, QUEUE.failed and
 			QUEUE.results.

@@ -27,7 +27,7 @@ func NewCmdDoctor(streams genericiooptions.IOStreams, getter ClientGetter, versi
 	o := &DoctorOptions{IOStreams: streams, getter: getter, AgentImage: DefaultAgentImage(version)}
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check each link between you, the broker and the Job's pods, and name the broken one",
+		Short: "Check each link to the broker and name the broken one",
 		Long: longDesc(`
 			Check, one link at a time, what Kubernetes' work-queue example tests by hand from a
 			temporary pod: the broker's Service selects a ready pod; a port-forward to it works;

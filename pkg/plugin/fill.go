@@ -18,7 +18,7 @@ import (
 )
 
 var fillExample = examples(`
-	# The seed's example: one message per line of items.txt into queue job1
+	# Kubernetes' work-queue example: a message per line of items.txt into queue job1
 	kubectl workqueue fill job1 --from-file items.txt
 
 	# Items from a pipe, or given one by one
@@ -71,7 +71,7 @@ func NewCmdFill(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 	}
 	cmd := &cobra.Command{
 		Use:               "fill QUEUE [--from-file FILE | --item ITEM | < FILE]",
-		Short:             "Publish one message per item to a work queue in the cluster, with publisher confirms",
+		Short:             "Publish one message per item, with publisher confirms",
 		Long:              "Publish one message per item to a RabbitMQ queue, reached through a port-forward to the broker's Service. The queue is created when missing (a durable quorum queue with a retry limit and a QUEUE.failed dead-letter queue). Every message is persistent and confirmed by the broker: the command succeeds only when all items are stored.",
 		Example:           fillExample,
 		Args:              exactArgs("QUEUE"),

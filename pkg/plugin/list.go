@@ -37,7 +37,7 @@ func NewCmdList(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 	o := &ListOptions{IOStreams: streams, getter: getter}
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the work queues of the namespace: items ready, in flight, dead-lettered, results, and their Jobs",
+		Short: "List the work queues, their counts and their Jobs",
 		Long: longDesc(`
 			List every work queue the plugin manages in the namespace (-A: in every namespace you
 			can see): the queues of the Jobs that run made, and the queues that fill declared.

@@ -31,7 +31,7 @@ func NewCmdLogs(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 	o := &LogsOptions{IOStreams: streams, getter: getter, Tail: -1}
 	cmd := &cobra.Command{
 		Use:   "logs QUEUE",
-		Short: "Print the logs of the pods of a queue's Job, each line prefixed with its pod",
+		Short: "Print the logs of a queue's pods, prefixed with the pod",
 		Long: longDesc(`
 			Print the worker logs of every pod of the queue's Job, oldest pod first, each line
 			prefixed with [POD]. With -f, follow them all at once, picking up pods as they start,

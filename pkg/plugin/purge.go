@@ -28,7 +28,7 @@ func NewCmdPurge(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 	o := &PurgeOptions{getter: getter, confirmer: confirmer{IOStreams: streams, terminal: func() bool { return isTerminal(streams.In) }}}
 	cmd := &cobra.Command{
 		Use:   "purge QUEUE",
-		Short: "Remove every waiting item of a queue, or with --failed its dead letters, with --results its records",
+		Short: "Remove the waiting items, dead letters or results",
 		Long: longDesc(`
 			Remove every item waiting in QUEUE (items a pod is working on stay), or with --failed
 			every dead letter of QUEUE.failed. It asks first on a terminal; elsewhere it needs

@@ -37,7 +37,7 @@ func NewCmdResults(streams genericiooptions.IOStreams, getter ClientGetter) *cob
 	o := &ResultsOptions{IOStreams: streams, getter: getter, Limit: -1}
 	cmd := &cobra.Command{
 		Use:   "results QUEUE",
-		Short: "Take the result records of a queue's items: what each attempt printed or wrote",
+		Short: "Take the result record of every attempt",
 		Long: longDesc(`
 			Take the records that the agents published to QUEUE.results, one per attempt they
 			settled: the item, its attempt, done or failed, exit code, duration, pod, and its

@@ -28,7 +28,7 @@ func NewCmdRetry(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 	o := &RetryOptions{IOStreams: streams, getter: getter, Limit: -1}
 	cmd := &cobra.Command{
 		Use:   "retry QUEUE",
-		Short: "Move the items that failed every attempt from QUEUE.failed back to QUEUE",
+		Short: "Move the dead letters back into the queue",
 		Long: longDesc(`
 			Move the dead letters of QUEUE.failed back to QUEUE, where they count as new items
 			with every attempt again; run then processes just those.

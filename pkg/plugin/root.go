@@ -54,7 +54,7 @@ func NewRootCommand(streams genericiooptions.IOStreams, version string) *cobra.C
 func newRootCommand(streams genericiooptions.IOStreams, version string, getter ClientGetter, configFlags *genericclioptions.ConfigFlags) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-workqueue",
-		Short: "Fill a work queue and run a Kubernetes Job that processes it",
+		Short: "Fill a work queue and run a Job that processes it",
 		Long: `kubectl workqueue runs Kubernetes' "coarse parallel processing using a work queue" pattern:
 
   kubectl workqueue fill job1 --from-file items.txt    # queue one message per item (RabbitMQ, via port-forward)

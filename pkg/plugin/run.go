@@ -38,7 +38,7 @@ func DefaultAgentImage(pluginVersion string) string {
 }
 
 var runExample = examples(`
-	# The seed's pattern: an image whose entrypoint consumes one item (BROKER_URL and QUEUE are set)
+	# As in Kubernetes' example: an image whose entrypoint consumes one item (BROKER_URL and QUEUE are set)
 	kubectl workqueue run job1 --image registry.example/job-wq-1:v1
 
 	# Any image and a command: each item arrives on the command's stdin; exit 0 acks it
@@ -106,7 +106,7 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 	}
 	cmd := &cobra.Command{
 		Use:   "run QUEUE --image IMAGE [flags] [-- COMMAND [ARGS...]]",
-		Short: "Run a Job that processes the queue's items, and follow it to the end",
+		Short: "Run a Job that processes the queue, and follow it",
 		Long: longDesc(`
 			Create a batch/v1 Job whose pods take items from the queue, then follow its pods until
 			the work is done.

@@ -36,7 +36,7 @@ func NewCmdStatus(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 	o := &StatusOptions{IOStreams: streams, getter: getter, stderrTTY: func() bool { return isTerminal(streams.ErrOut) }}
 	cmd := &cobra.Command{
 		Use:   "status QUEUE",
-		Short: "Show a queue's items and its Job's pods; --watch follows the Job to its end",
+		Short: "Show a queue and its Job; --watch follows the Job",
 		Example: examples(`
 			kubectl workqueue status job1
 			kubectl workqueue status job1 --watch
