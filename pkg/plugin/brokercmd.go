@@ -282,6 +282,7 @@ type BrokerUninstallOptions struct {
 	Service    string
 	DeleteData bool
 
+	dryRun rabbitmq.DryRun
 	spec   rabbitmq.Spec
 	getter ClientGetter
 	genericiooptions.IOStreams
@@ -304,17 +305,23 @@ func NewCmdBrokerUninstall(streams genericiooptions.IOStreams, getter ClientGett
 			kubectl workqueue broker uninstall --delete-data`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return completeValidateRun(o.Complete, func() error { return nil }, func() error { return o.Run(cmd.Context()) })
+			return completeValidateRun(func() error { return o.Complete(cmd) }, func() error { return nil }, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	cmd.Flags().StringVar(&o.Name, "name", o.Name, "The StatefulSet's name, as given to install")
 	cmd.Flags().StringVar(&o.Service, "service", o.Service, "The Service's name, as given to install")
 	cmd.Flags().BoolVar(&o.DeleteData, "delete-data", false, "Also delete the data volume's claim, and with it every queue")
+	cmdutil.AddDryRunFlag(cmd)
 	return cmd
 }
 
 // Complete reads the namespace.
-func (o *BrokerUninstallOptions) Complete() error {
+func (o *BrokerUninstallOptions) Complete(cmd *cobra.Command) error {
+	strategy, err := dryRunStrategy(cmd)
+	if err != nil {
+		return err
+	}
+	o.dryRun = map[workqueue.DryRun]rabbitmq.DryRun{workqueue.DryRunClient: rabbitmq.DryRunClient, workqueue.DryRunServer: rabbitmq.DryRunServer}[strategy]
 	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
 	o.spec = rabbitmq.Spec{Namespace: namespace, Name: o.Name, Service: o.Service}.WithDefaults()
 	return err
@@ -326,9 +333,10 @@ func (o *BrokerUninstallOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	result, err := rabbitmq.Uninstall(ctx, client, o.spec, o.DeleteData)
+	result, err := rabbitmq.Uninstall(ctx, client, o.spec, rabbitmq.UninstallOptions{DeleteData: o.DeleteData, DryRun: o.dryRun})
+	suffix := map[rabbitmq.DryRun]string{rabbitmq.DryRunClient: " (dry run)", rabbitmq.DryRunServer: " (server dry run)"}[o.dryRun]
 	for _, name := range result.Deleted {
-		fmt.Fprintf(o.Out, "%s deleted\n", name)
+		fmt.Fprintf(o.Out, "%s deleted%s\n", name, suffix)
 	}
 	for _, kept := range result.Kept {
 		fmt.Fprintf(o.ErrOut, "kept %s\n", kept)

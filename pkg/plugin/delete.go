@@ -6,7 +6,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
@@ -19,6 +23,7 @@ type DeleteOptions struct {
 	KeepQueue bool
 	Yes       bool
 
+	dryRun workqueue.DryRun
 	confirmer
 	broker brokerFlags
 	getter ClientGetter
@@ -44,19 +49,24 @@ func NewCmdDelete(streams genericiooptions.IOStreams, getter ClientGetter) *cobr
 		Args:              exactArgs("QUEUE"),
 		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
+			return completeValidateRun(func() error { return o.Complete(cmd, args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	o.addNameFlag(cmd)
 	cmd.Flags().BoolVar(&o.KeepQueue, "keep-queue", false, "Keep the queue and its dead-letter queue")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "Do not ask before deleting queues that hold items")
+	cmdutil.AddDryRunFlag(cmd)
 	o.broker.addFlags(cmd)
 	return cmd
 }
 
 // Complete reads the queue and the namespace.
-func (o *DeleteOptions) Complete(args []string) error {
+func (o *DeleteOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.yes = o.Yes
+	var err error
+	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
+		return err
+	}
 	return o.completeQueue(args, o.getter)
 }
 
@@ -72,13 +82,18 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 			return fmt.Errorf("%w (pass --keep-queue to delete only the Job)", err)
 		}
 		defer b.Close()
-		if err := o.confirmLosses(b); err != nil {
-			return err
-		}
 	}
 	client, err := o.getter.KubernetesClientSet()
 	if err != nil {
 		return err
+	}
+	if o.dryRun != workqueue.DryRunNone {
+		return o.printDryRun(ctx, client, b)
+	}
+	if b != nil {
+		if err := o.confirmLosses(b); err != nil {
+			return err
+		}
 	}
 	var deleted workqueue.Deleted
 	if b != nil {
@@ -121,4 +136,38 @@ func (o *DeleteOptions) confirmLosses(b *rabbitmq.Broker) error {
 		return nil
 	}
 	return o.confirm("delete the queues with the items they hold (" + strings.Join(held, ", ") + ")")
+}
+
+// printDryRun says what delete would remove, reading only.
+func (o *DeleteOptions) printDryRun(ctx context.Context, client kubernetes.Interface, b *rabbitmq.Broker) error {
+	found := false
+	if _, err := client.BatchV1().Jobs(o.namespace).Get(ctx, o.Name, metav1.GetOptions{}); err == nil {
+		found = true
+		fmt.Fprintf(o.Out, "job.batch/%s deleted (dry run)\n", o.Name)
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("read Job %s: %w", o.Name, err)
+	}
+	if b != nil {
+		counts, err := workqueue.CountQueue(b.Conn, o.Queue)
+		if err != nil {
+			return err
+		}
+		queues := []struct {
+			name     string
+			messages *int
+		}{{o.Queue, nil}, {queue.DeadLetterName(o.Queue), counts.DeadLetters}, {queue.ResultsName(o.Queue), counts.Results}}
+		if counts.Exists {
+			queues[0].messages = &counts.Ready
+		}
+		for _, q := range queues {
+			if q.messages != nil {
+				found = true
+				fmt.Fprintf(o.Out, "queue %s deleted (%d %s) (dry run)\n", q.name, *q.messages, plural(*q.messages, "message"))
+			}
+		}
+	}
+	if !found {
+		return fmt.Errorf("nothing to delete: no Job %s and no queue %s in namespace %s", o.Name, o.Queue, o.namespace)
+	}
+	return nil
 }

@@ -12,9 +12,11 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/items"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
 )
 
 var fillExample = examples(`
@@ -48,6 +50,7 @@ type FillOptions struct {
 	ConsumerTimeout time.Duration
 
 	broker      brokerFlags
+	dryRun      workqueue.DryRun
 	strict      bool
 	maxItemSize int
 	namespace   string
@@ -92,6 +95,7 @@ func NewCmdFill(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 	f.StringVar(&o.QueueType, "queue-type", o.QueueType, "Type of a queue that does not exist yet: quorum (retries and dead-lettering) or classic")
 	f.IntVar(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "Attempts per item before it moves to QUEUE.failed (quorum queues)")
 	f.DurationVar(&o.ConsumerTimeout, "consumer-timeout", o.ConsumerTimeout, "Of a queue that does not exist yet: how long one item may run before the broker takes it back and hands it out again (RabbitMQ 3.12+; older brokers apply their consumer_timeout, 30m by default)")
+	cmdutil.AddDryRunFlag(cmd)
 	o.broker.addFlags(cmd)
 	return cmd
 }
@@ -99,6 +103,10 @@ func NewCmdFill(streams genericiooptions.IOStreams, getter ClientGetter) *cobra.
 // Complete fills in what the flags imply.
 func (o *FillOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.Queue = args[0]
+	var err error
+	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
+		return err
+	}
 	o.strict = cmd.Flags().Changed("queue-type") || cmd.Flags().Changed("max-attempts")
 	namespace, _, err := o.getter.ToRawKubeConfigLoader().Namespace()
 	if err != nil && o.broker.URL == "" {
@@ -177,6 +185,9 @@ func (o *FillOptions) Run(ctx context.Context) error {
 	if o.Quiet {
 		progress = io.Discard
 	}
+	if o.dryRun != workqueue.DryRunNone {
+		return o.dryRunFill(ctx, input, progress)
+	}
 	b, err := o.broker.connect(ctx, o.getter, o.namespace, progress)
 	if err != nil {
 		return err
@@ -218,6 +229,40 @@ func (o *FillOptions) Run(ctx context.Context) error {
 		note = fmt.Sprintf("; %d empty %s skipped", empty, plural(empty, "record"))
 	}
 	fmt.Fprintf(o.Out, "published %d %s to queue %s (all confirmed%s)\n", result.Confirmed, plural(result.Confirmed, "item"), o.Queue, note)
+	return nil
+}
+
+// dryRunFill reads and checks every item, publishing none; on the server side it also reads
+// the queue from the broker.
+func (o *FillOptions) dryRunFill(ctx context.Context, input *items.Input, progress io.Writer) error {
+	n := 1 // the first item, already read
+	for {
+		_, err := input.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return badInput(err)
+		}
+		n++
+	}
+	where := ""
+	if o.dryRun == workqueue.DryRunServer {
+		b, err := o.broker.connect(ctx, o.getter, o.namespace, progress)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		switch ready, err := queue.Depth(b.Conn, o.Queue); {
+		case errors.Is(err, queue.ErrNoQueue):
+			where = fmt.Sprintf(", a %s queue fill would create", o.QueueType)
+		case err != nil:
+			return err
+		default:
+			where = fmt.Sprintf(", which holds %d %s", ready, plural(ready, "item"))
+		}
+	}
+	fmt.Fprintf(o.Out, "published %d %s to queue %s%s (dry run: all read and checked, none sent)\n", n, plural(n, "item"), o.Queue, where)
 	return nil
 }
 

@@ -7,8 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
 )
 
 // PurgeOptions holds what `kubectl workqueue purge` needs.
@@ -17,6 +19,8 @@ type PurgeOptions struct {
 	Failed  bool
 	Results bool
 	Yes     bool
+
+	dryRun workqueue.DryRun
 
 	confirmer
 	broker brokerFlags
@@ -42,19 +46,24 @@ func NewCmdPurge(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 		Args:              exactArgs("QUEUE"),
 		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
+			return completeValidateRun(func() error { return o.Complete(cmd, args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	cmd.Flags().BoolVar(&o.Failed, "failed", false, "Purge QUEUE.failed, the dead letters, instead of QUEUE")
 	cmd.Flags().BoolVar(&o.Results, "results", false, "Purge QUEUE.results, the result records, instead of QUEUE")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "Do not ask")
+	cmdutil.AddDryRunFlag(cmd)
 	o.broker.addFlags(cmd)
 	return cmd
 }
 
 // Complete reads the queue and the namespace.
-func (o *PurgeOptions) Complete(args []string) error {
+func (o *PurgeOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.yes = o.Yes
+	var err error
+	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
+		return err
+	}
 	return o.completeQueue(args, o.getter)
 }
 
@@ -89,6 +98,10 @@ func (o *PurgeOptions) Run(ctx context.Context) error {
 	}
 	if waiting == 0 {
 		fmt.Fprintf(o.Out, "queue %s holds no waiting item; nothing to purge\n", name)
+		return nil
+	}
+	if o.dryRun != workqueue.DryRunNone {
+		fmt.Fprintf(o.Out, "queue %s purged (%d %s) (dry run)\n", name, waiting, plural(waiting, "item"))
 		return nil
 	}
 	if err := o.confirm(fmt.Sprintf("remove the %d %s waiting in queue %s", waiting, plural(waiting, "item"), name)); err != nil {

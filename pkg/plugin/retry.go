@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
@@ -15,8 +16,9 @@ import (
 // RetryOptions holds what `kubectl workqueue retry` needs.
 type RetryOptions struct {
 	queueRef
-	Limit  int
-	DryRun bool
+	Limit int
+
+	dryRun workqueue.DryRun
 
 	broker brokerFlags
 	getter ClientGetter
@@ -47,17 +49,21 @@ func NewCmdRetry(streams genericiooptions.IOStreams, getter ClientGetter) *cobra
 		Args:              exactArgs("QUEUE"),
 		ValidArgsFunction: completeQueues(getter),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return completeValidateRun(func() error { return o.Complete(args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
+			return completeValidateRun(func() error { return o.Complete(cmd, args) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
 	cmd.Flags().IntVar(&o.Limit, "limit", o.Limit, "Move at most this many items (-1 for all)")
-	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "Only count the items that would move")
+	cmdutil.AddDryRunFlag(cmd)
 	o.broker.addFlags(cmd)
 	return cmd
 }
 
 // Complete reads the queue and the namespace.
-func (o *RetryOptions) Complete(args []string) error {
+func (o *RetryOptions) Complete(cmd *cobra.Command, args []string) error {
+	var err error
+	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
+		return err
+	}
 	return o.completeQueue(args, o.getter)
 }
 
@@ -77,7 +83,7 @@ func (o *RetryOptions) Run(ctx context.Context) error {
 	}
 	defer b.Close()
 	failed := queue.DeadLetterName(o.Queue)
-	if o.DryRun {
+	if o.dryRun != workqueue.DryRunNone {
 		waiting, err := queue.Depth(b.Conn, failed)
 		if errors.Is(err, queue.ErrNoQueue) {
 			return fmt.Errorf("queue %s has no dead-letter queue %s (a classic queue dead-letters nothing)", o.Queue, failed)

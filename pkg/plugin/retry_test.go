@@ -123,3 +123,51 @@ func TestResultsLinesAndJSON(t *testing.T) {
 		t.Fatalf("once taken, records are gone: %v %q", err, stderr)
 	}
 }
+
+// Every command that changes something takes kubectl's --dry-run, and changes nothing with it.
+func TestDryRunChangesNothing(t *testing.T) {
+	url, q := brokerURL(t), testQueue(t)
+
+	// fill: the input is read and checked; a client dry run does not even connect.
+	out, _, err := runCommand(t, newFakeGetter(), "a\nb\n", "fill", q, "--dry-run", "--broker-url", "amqp://u:p@127.0.0.1:1/")
+	if err != nil || !strings.Contains(out, "published 2 items to queue "+q+" (dry run") {
+		t.Fatalf("fill --dry-run: %v %q", err, out)
+	}
+	if _, _, err := runCommand(t, newFakeGetter(), "{oops\n", "fill", q, "--json-lines", "--dry-run"); ExitCode(err, false) != ExitBadInput {
+		t.Fatalf("fill --dry-run of bad input: %v", err)
+	}
+	out, _, err = runCommand(t, newFakeGetter(), "a\n", "fill", q, "--dry-run=server", "--broker-url", url)
+	if err != nil || !strings.Contains(out, "a quorum queue fill would create") {
+		t.Fatalf("fill --dry-run=server: %v %q", err, out)
+	}
+	if _, err := queue.Depth(testbroker.Dial(t), q); err == nil {
+		t.Fatal("a dry run created the queue")
+	}
+
+	if _, _, err := runCommand(t, newFakeGetter(), "", "fill", q, "--broker-url", url, "--item", "a", "--item", "b", "-q"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"purge", q, "--dry-run"}, "queue " + q + " purged (2 items) (dry run)"},
+		{[]string{"delete", q, "--dry-run=server"}, "queue " + q + " deleted (2 messages) (dry run)"},
+		{[]string{"retry", q, "--dry-run"}, "would move 0 items"},
+	} {
+		out, _, err := runCommand(t, newFakeGetter(), "", append(tc.args, "--broker-url", url)...)
+		if err != nil || !strings.Contains(out, tc.want) {
+			t.Errorf("%q: %v %q", tc.args, err, out)
+		}
+	}
+	if n := testbroker.Ready(t, q); n != 2 {
+		t.Fatalf("dry runs changed the queue: %d items", n)
+	}
+
+	// run: with --completions, a client dry run needs no cluster and no broker.
+	getter := newFakeGetter()
+	out, _, err = runCommand(t, getter, "", "run", q, "--image", "img", "--completions", "3", "--dry-run=client", "-o", "yaml", "--broker-url", "amqp://u:p@127.0.0.1:1/", "--", "cat")
+	if err != nil || !strings.Contains(out, "completions: 3") || len(getter.client.Actions()) != 0 {
+		t.Fatalf("run --dry-run=client: %v, %d calls to the cluster\n%s", err, len(getter.client.Actions()), out)
+	}
+}

@@ -310,7 +310,16 @@ func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	result, err := Uninstall(ctx, client, spec, false)
+	// A dry run names what would go and deletes nothing.
+	result, err := Uninstall(ctx, client, spec, UninstallOptions{DeleteData: true, DryRun: DryRunClient})
+	if err != nil || strings.Join(result.Deleted, " ") != "statefulset.apps/rabbitmq service/rabbitmq-service secret/workqueue-broker persistentvolumeclaim/data-rabbitmq-0" {
+		t.Fatalf("dry run: %+v %v", result, err)
+	}
+	if _, err := client.AppsV1().StatefulSets("ns").Get(ctx, spec.Name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("a dry run deleted the StatefulSet: %v", err)
+	}
+
+	result, err = Uninstall(ctx, client, spec, UninstallOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +332,7 @@ func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 		t.Errorf("kept %v", result.Kept)
 	}
 
-	result, err = Uninstall(ctx, client, spec, true)
+	result, err = Uninstall(ctx, client, spec, UninstallOptions{DeleteData: true})
 	if err != nil || strings.Join(result.Deleted, " ") != "secret/workqueue-broker persistentvolumeclaim/data-rabbitmq-0" {
 		t.Errorf("with --delete-data: %+v, %v", result, err)
 	}
@@ -334,7 +343,7 @@ func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 	if _, err := Install(ctx, client, ephemeral); err != nil {
 		t.Fatal(err)
 	}
-	result, err = Uninstall(ctx, client, ephemeral, false)
+	result, err = Uninstall(ctx, client, ephemeral, UninstallOptions{})
 	want := "statefulset.apps/rabbitmq service/rabbitmq-service secret/workqueue-broker"
 	if err != nil || strings.Join(result.Deleted, " ") != want || len(result.Kept) != 0 {
 		t.Errorf("ephemeral: %+v, %v", result, err)
@@ -342,7 +351,7 @@ func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 
 	userSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: CredentialsSecret, Namespace: "ns"}}
 	client = fake.NewClientset(userSecret)
-	result, err = Uninstall(ctx, client, spec, true)
+	result, err = Uninstall(ctx, client, spec, UninstallOptions{DeleteData: true})
 	if err != nil || len(result.Deleted) != 0 || len(result.Kept) != 1 || !strings.Contains(result.Kept[0], "not created by kubectl workqueue") {
 		t.Errorf("a user's Secret: %+v, %v", result, err)
 	}
@@ -459,7 +468,7 @@ func TestASecondBrokerLeavesTheFirstAlone(t *testing.T) {
 	if _, err := Install(ctx, client, second); err != nil {
 		t.Fatal(err)
 	}
-	result, err := Uninstall(ctx, client, second, true)
+	result, err := Uninstall(ctx, client, second, UninstallOptions{DeleteData: true})
 	if err != nil || strings.Join(result.Deleted, " ") != "statefulset.apps/mq2 service/mq2-service" {
 		t.Fatalf("%+v, %v", result, err)
 	}
@@ -489,7 +498,7 @@ func TestUninstallKeepsEverythingWhenItCannotTellWhetherDataStays(t *testing.T) 
 	client.PrependReactor("get", "persistentvolumeclaims", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("forbidden")
 	})
-	if _, err := Uninstall(ctx, client, spec, false); err == nil {
+	if _, err := Uninstall(ctx, client, spec, UninstallOptions{}); err == nil {
 		t.Fatal("no error")
 	}
 	if _, err := client.CoreV1().Secrets("ns").Get(ctx, CredentialsSecret, metav1.GetOptions{}); err != nil {

@@ -63,9 +63,13 @@ type Launched struct {
 // pods' BROKER_URL and the Job by server-side apply, the Job owning the Secret.
 func Launch(ctx context.Context, client kubernetes.Interface, req LaunchRequest) (Launched, error) {
 	spec := req.Spec
-	existing, err := existingJob(ctx, client, spec, req.Replace)
-	if err != nil {
-		return Launched{}, err
+	var existing *batchv1.Job
+	var err error
+	// A client dry run talks to no cluster: with --completions given, none is needed at all.
+	if req.DryRun != DryRunClient {
+		if existing, err = existingJob(ctx, client, spec, req.Replace); err != nil {
+			return Launched{}, err
+		}
 	}
 	if spec.RunAsUser == nil && req.DryRun != DryRunClient && enforcesRestricted(ctx, client, spec.Namespace) {
 		// Admission would refuse every pod that may run as root; asking for non-root instead
