@@ -53,6 +53,8 @@ type BrokerInstallOptions struct {
 	Limits          string
 	Wait            bool
 	Timeout         time.Duration
+	FieldManager    string
+	ForceConflicts  bool
 
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
@@ -123,6 +125,8 @@ func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter
 	f.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the broker accepts the credentials")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the broker")
 	cmdutil.AddDryRunFlag(cmd)
+	cmdutil.AddFieldManagerFlagVar(cmd, &o.FieldManager, constants.FieldManager)
+	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Take over fields of the broker's objects that another field manager set, e.g. a kubectl edit (kubectl apply --server-side --force-conflicts)")
 	o.PrintFlags.AddFlags(cmd)
 	return cmd
 }
@@ -164,6 +168,8 @@ func (o *BrokerInstallOptions) Complete(cmd *cobra.Command) error {
 		Requests:        requests,
 		Limits:          limits,
 		NetworkPolicy:   o.NetworkPolicy,
+		FieldManager:    o.FieldManager,
+		ForceConflicts:  o.ForceConflicts,
 	}.WithDefaults()
 	return nil
 }
@@ -203,6 +209,7 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 	}
 
 	result, err := rabbitmq.Install(ctx, client, o.spec)
+	err = withConflictHint(err)
 	var notOurs *rabbitmq.NotOursError
 	if errors.As(err, &notOurs) {
 		return fmt.Errorf("%w: fill and run use a broker deployed by hand as it is (pass them --service); to install another one here, pass --name and --service", err)
@@ -228,7 +235,7 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 }
 
 func (o *BrokerInstallOptions) serverDryRun(ctx context.Context, client kubernetes.Interface, objects rabbitmq.Objects) error {
-	options := metav1.ApplyOptions{FieldManager: constants.FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}}
+	options := metav1.ApplyOptions{FieldManager: o.spec.FieldManager, Force: o.spec.ForceConflicts, DryRun: []string{metav1.DryRunAll}}
 	service, err := client.CoreV1().Services(o.spec.Namespace).Apply(ctx, objects.Service, options)
 	if err != nil {
 		return fmt.Errorf("the API server rejected the Service: %w", err)

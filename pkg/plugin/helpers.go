@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -80,6 +81,15 @@ func printDocument(w io.Writer, format string, document any) error {
 		return err
 	}
 	_, err = w.Write(data)
+	return err
+}
+
+// withConflictHint says what to do about a server-side apply conflict: another field manager
+// (a kubectl edit, a controller) owns a field that the command sets.
+func withConflictHint(err error) error {
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("%w; pass --force-conflicts to take those fields over", err)
+	}
 	return err
 }
 

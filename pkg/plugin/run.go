@@ -71,6 +71,8 @@ type RunOptions struct {
 	ItemTimeout     time.Duration
 	Results         bool
 	ResultSize      string
+	FieldManager    string
+	ForceConflicts  bool
 	AgentImage      string
 	Replace         bool
 	Detach          bool
@@ -148,6 +150,8 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 	f.BoolVarP(&o.Detach, "detach", "d", false, "Return once the Job is created, without following it (-o then prints the Job)")
 	f.BoolVar(&o.Logs, "logs", false, "Stream the pods' logs, each line prefixed with its pod's name")
 	cmdutil.AddDryRunFlag(cmd)
+	cmdutil.AddFieldManagerFlagVar(cmd, &o.FieldManager, constants.FieldManager)
+	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Take over fields of the Job or its Secret that another field manager set (kubectl apply --server-side --force-conflicts)")
 	o.PrintFlags.AddFlags(cmd)
 	o.broker.addFlags(cmd)
 	return cmd
@@ -281,7 +285,9 @@ func (o *RunOptions) Run(ctx context.Context) error {
 		PodURL: func(ctx context.Context) (string, error) {
 			return rabbitmq.PodURL(ctx, client, o.broker.target(o.namespace))
 		},
-		Notice: func(notice string) { fmt.Fprintln(o.ErrOut, notice) },
+		Notice:         func(notice string) { fmt.Fprintln(o.ErrOut, notice) },
+		FieldManager:   o.FieldManager,
+		ForceConflicts: o.ForceConflicts,
 	})
 	// Not kept while the Job runs: following it needs no broker until the end.
 	if o.brokerConn != nil {
@@ -289,7 +295,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 		o.brokerConn = nil
 	}
 	if err != nil {
-		return err
+		return withConflictHint(err)
 	}
 	switch o.dryRun {
 	case workqueue.DryRunClient:

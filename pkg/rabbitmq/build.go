@@ -74,6 +74,10 @@ type Spec struct {
 	// NetworkPolicy admits AMQP to the broker from the plugin's pods, for a namespace whose
 	// NetworkPolicies deny ingress by default.
 	NetworkPolicy bool
+	// FieldManager applies the objects (constants.FieldManager when empty); ForceConflicts takes
+	// over fields another manager set, as kubectl apply --server-side --force-conflicts does.
+	FieldManager   string
+	ForceConflicts bool
 }
 
 // WithDefaults fills in the names and image left empty.
@@ -89,6 +93,9 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if s.Image == "" {
 		s.Image = DefaultImage
+	}
+	if s.FieldManager == "" {
+		s.FieldManager = constants.FieldManager
 	}
 	return s
 }

@@ -96,7 +96,7 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 			client.CoreV1().Secrets(s.Namespace).Delete(background, s.Secret, metav1.DeleteOptions{})
 		}
 	}
-	options := metav1.ApplyOptions{FieldManager: constants.FieldManager, Force: true}
+	options := metav1.ApplyOptions{FieldManager: s.FieldManager, Force: s.ForceConflicts}
 	if _, err := services.Apply(ctx, objects.Service, options); err != nil {
 		undo()
 		return InstallResult{}, fmt.Errorf("create Service %s: %w", s.Service, err)

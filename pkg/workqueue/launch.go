@@ -46,6 +46,18 @@ type LaunchRequest struct {
 	PodURL func(ctx context.Context) (string, error)
 	// Notice hears of a choice Launch made for the user (running as non-root); may be nil.
 	Notice func(string)
+	// FieldManager applies the Secret and the Job (constants.FieldManager when empty);
+	// ForceConflicts takes over fields another manager set, as kubectl apply does.
+	FieldManager   string
+	ForceConflicts bool
+}
+
+func (req LaunchRequest) applyOptions() metav1.ApplyOptions {
+	manager := req.FieldManager
+	if manager == "" {
+		manager = constants.FieldManager
+	}
+	return metav1.ApplyOptions{FieldManager: manager, Force: req.ForceConflicts}
 }
 
 // Launched says what Launch made.
@@ -109,7 +121,8 @@ func Launch(ctx context.Context, client kubernetes.Interface, req LaunchRequest)
 	case DryRunClient:
 		return launched, nil
 	case DryRunServer:
-		options := metav1.ApplyOptions{FieldManager: constants.FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}}
+		options := req.applyOptions()
+		options.DryRun = []string{metav1.DryRunAll}
 		if launched.Job, err = client.BatchV1().Jobs(spec.Namespace).Apply(ctx, apply, options); err != nil {
 			return Launched{}, fmt.Errorf("the API server rejected the Job: %w", err)
 		}
@@ -130,7 +143,7 @@ func Launch(ctx context.Context, client kubernetes.Interface, req LaunchRequest)
 	if err != nil {
 		return Launched{}, err
 	}
-	if launched.Job, err = applyWithSecret(ctx, client, spec.Namespace, spec.Name, podURL, apply); err != nil {
+	if launched.Job, err = applyWithSecret(ctx, client, spec.Namespace, spec.Name, podURL, apply, req.applyOptions()); err != nil {
 		return Launched{}, err
 	}
 	return launched, nil

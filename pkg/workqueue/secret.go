@@ -29,7 +29,7 @@ func isJobSecret(secret *corev1.Secret, jobName string) bool {
 
 // applyWithSecret creates the broker Secret and the Job, then makes the Job the Secret's owner;
 // if the Job cannot be created, the Secret goes too.
-func applyWithSecret(ctx context.Context, client kubernetes.Interface, namespace, jobName, podURL string, job *batchv1ac.JobApplyConfiguration) (*batchv1.Job, error) {
+func applyWithSecret(ctx context.Context, client kubernetes.Interface, namespace, jobName, podURL string, job *batchv1ac.JobApplyConfiguration, applyOptions metav1.ApplyOptions) (*batchv1.Job, error) {
 	secretName := BrokerSecretName(jobName)
 	secrets := client.CoreV1().Secrets(namespace)
 	existing, err := secrets.Get(ctx, secretName, metav1.GetOptions{})
@@ -39,7 +39,6 @@ func applyWithSecret(ctx context.Context, client kubernetes.Interface, namespace
 	secret := corev1ac.Secret(secretName, namespace).
 		WithLabels(map[string]string{constants.LabelManagedBy: constants.ManagedBy, constants.LabelJob: jobName}).
 		WithStringData(map[string]string{BrokerSecretKey: podURL})
-	applyOptions := metav1.ApplyOptions{FieldManager: constants.FieldManager, Force: true}
 	if _, err := secrets.Apply(ctx, secret, applyOptions); err != nil {
 		return nil, fmt.Errorf("create Secret %s for the pods' BROKER_URL: %w", secretName, err)
 	}

@@ -323,3 +323,31 @@ func show(n *int) string {
 	}
 	return fmt.Sprint(*n)
 }
+
+func TestLaunchAppliesAsTheFieldManagerAsked(t *testing.T) {
+	for _, tc := range []struct {
+		manager     string
+		force       bool
+		wantManager string
+	}{{"", false, constants.FieldManager}, {"pipeline", true, "pipeline"}} {
+		client := fake.NewClientset()
+		req := launchRequest(1)
+		req.FieldManager, req.ForceConflicts = tc.manager, tc.force
+		if _, err := Launch(context.Background(), client, req); err != nil {
+			t.Fatal(err)
+		}
+		applies := 0
+		for _, action := range client.Actions() {
+			if patch, ok := action.(k8stesting.PatchActionImpl); ok {
+				applies++
+				if patch.PatchOptions.FieldManager != tc.wantManager || (patch.PatchOptions.Force != nil && *patch.PatchOptions.Force) != tc.force {
+					t.Errorf("%s %s applied as %q force %v, want %q force %v", patch.GetVerb(), patch.GetResource().Resource,
+						patch.PatchOptions.FieldManager, patch.PatchOptions.Force, tc.wantManager, tc.force)
+				}
+			}
+		}
+		if applies != 3 { // the Secret, the Job, the Secret's owner
+			t.Errorf("%d applies, want 3", applies)
+		}
+	}
+}
