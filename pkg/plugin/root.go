@@ -84,6 +84,7 @@ func newRootCommand(streams genericiooptions.IOStreams, version string, getter C
 		NewCmdDoctor(streams, getter, version),
 		NewCmdList(streams, getter),
 		NewCmdBroker(streams, getter),
+		newCompletionShimCommand(streams),
 	)
 	registerCompletions(root, getter, configFlags != nil)
 	return root

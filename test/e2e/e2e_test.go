@@ -74,9 +74,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "build kubectl-workqueue: %v\n%s", err, out)
 			os.Exit(1)
 		}
-		// kubectl completes the plugin by running this script from PATH.
-		if err := copyExecutable("../../kubectl_complete-workqueue", filepath.Join(dir, "kubectl_complete-workqueue")); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+		// kubectl completes the plugin by running kubectl_complete-workqueue from PATH; the
+		// plugin writes it next to itself, as a user does once.
+		if out, err := exec.Command(filepath.Join(dir, "kubectl-workqueue"), "completion-shim", dir).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "kubectl workqueue completion-shim: %v\n%s", err, out)
 			os.Exit(1)
 		}
 	}
@@ -85,14 +86,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
-}
-
-func copyExecutable(from, to string) error {
-	data, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(to, data, 0o755)
 }
 
 // cluster is one test's namespace on the e2e cluster.
