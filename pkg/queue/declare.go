@@ -103,7 +103,10 @@ var deadLetterArguments = amqp.Table{"x-queue-type": string(Classic)}
 // Declare makes sure the work queue exists. A queue that exists is used as it is unless Strict;
 // a new one is durable, and a quorum one gets a delivery limit and its dead-letter queue.
 // A refused declare leaves nothing behind that it created.
-func Declare(conn *amqp.Connection, spec Spec) (Declared, error) {
+func Declare(conn *amqp.Connection, spec Spec) (declared Declared, err error) {
+	defer func() {
+		logOp("queue.declare", err, "queue", spec.Name, "type", spec.Type, "strict", spec.Strict, "created", declared.Created, "ready", declared.Ready)
+	}()
 	if err := ValidateName(spec.Name); err != nil {
 		return Declared{}, err
 	}
@@ -192,7 +195,8 @@ var ErrNoQueue = errors.New("no such queue")
 
 // Depth returns the number of ready messages in a queue, or an error wrapping ErrNoQueue (and
 // -1) when it does not exist.
-func Depth(conn *amqp.Connection, name string) (int, error) {
+func Depth(conn *amqp.Connection, name string) (ready int, err error) {
+	defer func() { logOp("queue.declare passive", err, "queue", name, "ready", ready) }()
 	ch, err := conn.Channel()
 	if err != nil {
 		return -1, fmt.Errorf("open a channel: %w", err)
@@ -260,7 +264,8 @@ func Purge(conn *amqp.Connection, name string) (int, error) {
 
 // onExistingQueue does one operation on a queue that must exist: a missing one is ErrNoQueue,
 // not whatever the broker says after closing the channel.
-func onExistingQueue(conn *amqp.Connection, name, verb string, op func(*amqp.Channel) (int, error)) (int, error) {
+func onExistingQueue(conn *amqp.Connection, name, verb string, op func(*amqp.Channel) (int, error)) (n int, err error) {
+	defer func() { logOp("queue."+verb, err, "queue", name, "messages", n) }()
 	if _, err := Depth(conn, name); err != nil {
 		return 0, err
 	}
@@ -269,7 +274,7 @@ func onExistingQueue(conn *amqp.Connection, name, verb string, op func(*amqp.Cha
 		return 0, fmt.Errorf("open a channel: %w", err)
 	}
 	defer ch.Close()
-	n, err := op(ch)
+	n, err = op(ch)
 	if err != nil {
 		return 0, fmt.Errorf("%s queue %q: %w", verb, name, err)
 	}

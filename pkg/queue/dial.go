@@ -51,7 +51,9 @@ func WithRetryNotice(onRetry func(err error)) DialOption {
 // PermanentError, so Retry.Do stops at once; a refusal the client inferred from a socket closed
 // during the handshake is tried once more before it is believed. Errors never contain the
 // password.
-func Dial(rawURL string, opts ...DialOption) (*amqp.Connection, error) {
+func Dial(rawURL string, opts ...DialOption) (conn *amqp.Connection, err error) {
+	// err never holds the password: every return below scrubs it.
+	defer func() { logOp("connect", err, "broker", Redact(rawURL)) }()
 	cfg := dialConfig{name: "kubectl-workqueue", timeout: DefaultDialTimeout, coalesce: true}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -60,7 +62,7 @@ func Dial(rawURL string, opts ...DialOption) (*amqp.Connection, error) {
 	if err != nil {
 		return nil, &PermanentError{Err: fmt.Errorf("invalid broker URL %s (expected amqp://USER:PASSWORD@HOST:PORT/VHOST): %w", Redact(rawURL), scrub(err, rawURL))}
 	}
-	conn, err := dialOnce(rawURL, cfg)
+	conn, err = dialOnce(rawURL, cfg)
 	if err != nil && Inferred(err) && Refusal(err, "", uri.Vhost) != nil {
 		if cfg.onRetry != nil {
 			cfg.onRetry(scrub(err, rawURL))

@@ -21,7 +21,8 @@ var brokerHeaders = []string{"x-death", "x-first-death-exchange", "x-first-death
 // and own headers. Each message is acked in from only once to has confirmed its copy, so an
 // interruption at any point loses nothing; at most the few in flight are then in both queues.
 // It returns how many messages moved, also with an error.
-func Move(ctx context.Context, conn *amqp.Connection, from, to string, limit int) (int, error) {
+func Move(ctx context.Context, conn *amqp.Connection, from, to string, limit int) (moved int, err error) {
+	defer func() { logOp("move", err, "from", from, "to", to, "moved", moved) }()
 	for _, name := range []string{from, to} {
 		if _, err := Depth(conn, name); err != nil {
 			return 0, err
@@ -62,7 +63,7 @@ func Move(ctx context.Context, conn *amqp.Connection, from, to string, limit int
 		confirm  *amqp.DeferredConfirmation
 	}
 	var inFlight []pending
-	moved, taken := 0, 0
+	taken := 0
 	settleOldest := func() error {
 		p := inFlight[0]
 		acked, err := p.confirm.WaitContext(ctx)

@@ -58,7 +58,10 @@ type inFlight struct {
 // Publish sends every item of src to the queue through the default exchange, persistent and
 // mandatory, with publisher confirms. It stops at the first item the broker refuses (a nack, or a
 // return because no queue took it) or cannot be read, and reports exactly what was confirmed.
-func Publish(ctx context.Context, conn *amqp.Connection, queueName string, src Source, opts PublishOptions) (Result, error) {
+func Publish(ctx context.Context, conn *amqp.Connection, queueName string, src Source, opts PublishOptions) (result Result, err error) {
+	defer func() {
+		logOp("publish", err, "queue", queueName, "published", result.Published, "confirmed", result.Confirmed)
+	}()
 	if opts.Window <= 0 {
 		opts.Window = 1024
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -72,11 +73,19 @@ func TestCompletionAndVerbosity(t *testing.T) {
 		!strings.Contains(stderr, "/namespaces/"+c.namespace+"/jobs") {
 		t.Fatalf("run -v=9 did not log its API requests as kubectl -v=7 does:\n%s", stderr)
 	}
-	// The Job's Secret holds BROKER_URL; no request or response body may reach the log.
-	for _, secret := range []string{"amqp://", "YW1xcDovL" /* base64 of amqp:// */} {
-		if strings.Contains(stderr, secret) {
-			t.Fatalf("run -v=9 logged the broker URL (%q):\n%s", secret, stderr)
+	// The Job's Secret holds BROKER_URL; no request or response body may reach the log. The
+	// AMQP operations are logged at the same level, with the password hidden.
+	if strings.Contains(stderr, "YW1xcDovL") /* base64 of amqp:// */ {
+		t.Fatalf("run -v=9 logged the Secret's data:\n%s", stderr)
+	}
+	urls := regexp.MustCompile(`amqp://[^@\s"]*@`).FindAllString(stderr, -1)
+	for _, u := range urls {
+		if !strings.HasSuffix(u, ":xxxxx@") {
+			t.Fatalf("run -v=9 logged a broker URL with its password (%q):\n%s", u, stderr)
 		}
+	}
+	if len(urls) == 0 || !strings.Contains(stderr, `"AMQP queue.declare passive" queue="picked"`) {
+		t.Fatalf("run -v=9 did not log its AMQP operations:\n%s", stderr)
 	}
 
 	if got := c.complete("status", ""); !contains(got, "picked") || contains(got, "picked-job") {
