@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/podstatus"
@@ -71,8 +72,8 @@ func probeJob(req Request, address string) *batchv1.Job {
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "workqueue-doctor-" + hex.EncodeToString(suffix), Namespace: req.Namespace, Labels: podLabels},
 		Spec: batchv1.JobSpec{
-			BackoffLimit:            ptr(int32(0)),
-			TTLSecondsAfterFinished: ptr(int32(60)),
+			BackoffLimit:            ptr.To(int32(0)),
+			TTLSecondsAfterFinished: ptr.To(int32(60)),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{
@@ -128,5 +129,3 @@ func awaitProbe(ctx context.Context, client kubernetes.Interface, namespace, job
 		}
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

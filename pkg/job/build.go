@@ -35,6 +35,16 @@ const (
 	agentGracePeriodSeconds int64 = 30
 )
 
+// Finished tells whether a Job completed or failed: it runs no more pods.
+func Finished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
 // Selector returns the label selector of the pods of the Job named name.
 func Selector(name string) string {
 	return labels.SelectorFromSet(labels.Set{constants.LabelManagedBy: constants.ManagedBy, constants.LabelJob: name}).String()

@@ -157,8 +157,6 @@ func plural(n int, word string) string {
 	return word + "s"
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // isTerminal tells whether a stream is a terminal, for progress bars and prompts.
 func isTerminal(stream any) bool {
 	f, ok := stream.(interface{ Fd() uintptr })

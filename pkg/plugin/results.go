@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
@@ -117,7 +118,7 @@ func (o *ResultsOptions) jobFinished(client kubernetes.Interface) func(context.C
 		if err != nil {
 			return false, err
 		}
-		return workqueue.Finished(j), nil
+		return job.Finished(j), nil
 	}
 }
 

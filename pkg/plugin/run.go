@@ -16,6 +16,7 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/kubernetes/scheme"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
@@ -256,7 +257,7 @@ func (o *RunOptions) Validate() error {
 	// The Job's own checks, with a stand-in count until the queue is read.
 	probe := o.spec
 	if probe.Mode == constants.ModeOne {
-		probe.Completions = ptr(int32(1))
+		probe.Completions = ptr.To(int32(1))
 	}
 	return workqueue.OneLine(probe.Validate())
 }

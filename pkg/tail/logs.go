@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -195,12 +194,7 @@ func jobFinished(ctx context.Context, client kubernetes.Interface, namespace, na
 	if err != nil {
 		return false, err
 	}
-	for _, c := range j.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true, nil
-		}
-	}
-	return false, nil
+	return job.Finished(j), nil
 }
 
 func allIn(names []string, set map[string]bool) bool {

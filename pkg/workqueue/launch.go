@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
@@ -158,22 +157,12 @@ func existingJob(ctx context.Context, client kubernetes.Interface, spec job.Spec
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("look for an existing Job %s: %w", spec.Name, err)
-	case !Finished(existing):
+	case !job.Finished(existing):
 		return nil, fmt.Errorf("Job %s is still running: follow it with `%s`, or delete it with `%s`", spec.Name, Command("status", spec.Queue, spec.Name, "--watch"), Command("delete", spec.Queue, spec.Name, "--keep-queue"))
 	case !replace:
 		return nil, fmt.Errorf("Job %s already exists and has finished: pass --replace to run it again", spec.Name)
 	}
 	return existing, nil
-}
-
-// Finished tells whether a Job completed or failed.
-func Finished(j *batchv1.Job) bool {
-	for _, c := range j.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
 }
 
 // enforcesRestricted tells whether the namespace's Pod Security admission enforces the

@@ -6,6 +6,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
@@ -74,13 +75,13 @@ func ListEntries(namespace string, jobs []batchv1.Job, queues []rabbitmq.QueueIn
 		if queues != nil {
 			if q, ok := byName[name]; ok {
 				e.Type = q.Type
-				e.Ready, e.InFlight, e.Consumers = ptr(q.Ready), ptr(q.InFlight), ptr(q.Consumers)
+				e.Ready, e.InFlight, e.Consumers = ptr.To(q.Ready), ptr.To(q.InFlight), ptr.To(q.Consumers)
 			}
 			if q, ok := byName[name+constants.DeadLetterSuffix]; ok {
-				e.DeadLetters = ptr(q.Ready + q.InFlight)
+				e.DeadLetters = ptr.To(q.Ready + q.InFlight)
 			}
 			if q, ok := byName[name+constants.ResultsSuffix]; ok {
-				e.Results = ptr(q.Ready + q.InFlight)
+				e.Results = ptr.To(q.Ready + q.InFlight)
 			}
 		}
 		list = append(list, *e)
@@ -101,8 +102,6 @@ func companion(name string, queues map[string]rabbitmq.QueueInfo) bool {
 	return false
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // CountOverAMQP sets what AMQP counts of each entry, exactly where the management API lags:
 // ready items, dead letters, results. In flight and consumers are the management API's alone.
 func CountOverAMQP(conn *amqp.Connection, entries []ListEntry) error {
@@ -113,7 +112,7 @@ func CountOverAMQP(conn *amqp.Connection, entries []ListEntry) error {
 			return err
 		}
 		if counts.Exists {
-			e.Ready = ptr(counts.Ready)
+			e.Ready = ptr.To(counts.Ready)
 		}
 		e.DeadLetters, e.Results = counts.DeadLetters, counts.Results
 	}

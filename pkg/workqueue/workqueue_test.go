@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
@@ -94,7 +95,7 @@ func TestDeadLettersBefore(t *testing.T) {
 func TestDescribeJob(t *testing.T) {
 	start := metav1.NewTime(time.Unix(1000, 0))
 	j := &batchv1.Job{
-		Spec:   batchv1.JobSpec{Completions: ptr(int32(8)), Parallelism: ptr(int32(2))},
+		Spec:   batchv1.JobSpec{Completions: ptr.To(int32(8)), Parallelism: ptr.To(int32(2))},
 		Status: batchv1.JobStatus{Active: 1, Succeeded: 7, StartTime: &start, Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: "True"}}},
 	}
 	want := "Complete; pods 1 active, 7 succeeded, 0 failed; completions 8, parallelism 2, started 1m0s ago"
@@ -243,7 +244,7 @@ func TestDeleteKeepsSecretsItDidNotMake(t *testing.T) {
 
 func TestReportDocument(t *testing.T) {
 	one := 1
-	s := tail.Summary{Complete: true, Parallelism: 2, Completions: ptr(int32(4)), Succeeded: 2, FailedPods: 2, ItemsDone: 2, ItemsFailed: 2,
+	s := tail.Summary{Complete: true, Parallelism: 2, Completions: ptr.To(int32(4)), Succeeded: 2, FailedPods: 2, ItemsDone: 2, ItemsFailed: 2,
 		Results: []tail.PodResult{
 			{Outcome: &outcome.Outcome{Result: outcome.ResultFailed, Item: "bad", MessageID: "2-x", Attempt: 1, ExitCode: &one}},
 			{Outcome: &outcome.Outcome{Result: outcome.ResultDone, Item: "good", MessageID: "1-x", Attempt: 1}},
