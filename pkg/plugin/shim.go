@@ -1,9 +1,9 @@
 package plugin
 
 import (
-	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -50,7 +50,7 @@ func newCompletionShimCommand(streams genericiooptions.IOStreams) *cobra.Command
 				}
 				// krew's bin holds a symlink into its store: the shim goes next to the link.
 				dir = filepath.Dir(self)
-				if path, err := lookPathOfPlugin(); err == nil {
+				if path, err := exec.LookPath("kubectl-workqueue"); err == nil {
 					dir = filepath.Dir(path)
 				}
 			}
@@ -65,17 +65,4 @@ func newCompletionShimCommand(streams genericiooptions.IOStreams) *cobra.Command
 			return nil
 		},
 	}
-}
-
-// lookPathOfPlugin finds kubectl-workqueue on the PATH, as kubectl does.
-func lookPathOfPlugin() (string, error) {
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		for _, name := range []string{"kubectl-workqueue", "kubectl-workqueue.exe"} {
-			path := filepath.Join(dir, name)
-			if info, err := os.Stat(path); err == nil && !info.IsDir() {
-				return path, nil
-			}
-		}
-	}
-	return "", errors.New("kubectl-workqueue is not on the PATH")
 }
