@@ -4,7 +4,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build test demo bench cluster-up cluster-down clean
+.PHONY: build test demo bench release-check cluster-up cluster-down clean
 
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-workqueue ./cmd/kubectl-workqueue
@@ -22,6 +22,10 @@ demo:
 ## Benchmarks against the seed's own tools, figures printed as ratios.
 bench:
 	hack/bench.sh
+
+## The release packaging of every platform: goreleaser snapshot, krew manifest, krew install (test runs this machine's only).
+release-check:
+	hack/release-check.sh
 
 cluster-up:
 	hack/localcluster/cluster.sh up

@@ -4,7 +4,9 @@
 #   1. static checks: gofmt, go vet, go mod tidy, shellcheck on every tracked shell script
 #   2. unit and integration tests against two real local brokers, RabbitMQ 3.10 and 4.0
 #      (hack/rabbitmq.sh)
-#   3. end-to-end tests that run the built binary as `kubectl workqueue ...` on a real cluster:
+#   3. the release packaging on this machine's platform (hack/release-check.sh --host-only:
+#      goreleaser snapshot, krew manifest, krew install, version and completion through krew)
+#   4. end-to-end tests that run the built binary as `kubectl workqueue ...` on a real cluster:
 #      the one named by WORKQUEUE_E2E_KUBECONFIG, else the local cluster of hack/localcluster,
 #      brought up here (and torn down again if this script started it).
 set -euo pipefail
@@ -14,6 +16,22 @@ cd "$(dirname "$0")/.."
 source hack/lib.sh
 
 step() { printf '\n=== %s\n' "$*" >&2; }
+
+# goreleaser and krew are built once and cached; on a new machine that takes minutes, so it runs
+# alongside the steps below and is waited for before the release check.
+release_tools_log=$(mktemp)
+hack/release-check.sh --tools-only >"$release_tools_log" 2>&1 &
+release_tools_pid=$!
+
+stop_cluster=""
+cleanup() {
+  kill "$release_tools_pid" 2>/dev/null || true
+  rm -f "$release_tools_log"
+  if [ -n "$stop_cluster" ]; then
+    hack/localcluster/cluster.sh down || true
+  fi
+}
+trap cleanup EXIT
 
 step "static checks"
 mapfile -t go_files < <(git ls-files '*.go')
@@ -55,11 +73,24 @@ WORKQUEUE_TEST_AMQP_URL="$(hack/rabbitmq.sh url 4)" \
 	WORKQUEUE_TEST_CONSUMER_TIMEOUT="$(hack/rabbitmq.sh consumer-timeout 4)" \
 	go test -count=1 ./pkg/queue ./pkg/agent ./pkg/plugin ./pkg/workqueue ./cmd/workqueue-agent
 
+step "release packaging, this machine's archives"
+if ! wait "$release_tools_pid"; then
+  cat "$release_tools_log" >&2
+  echo "building goreleaser and krew failed (output above)" >&2
+  exit 1
+fi
+if [ -n "$local_cluster" ]; then
+  # krew runs as a kubectl plugin: a fresh machine's kubectl is the one built with the cluster.
+  PATH="$PATH:$(dirname "$(hack/localcluster/cluster.sh kubectl-path)")" hack/release-check.sh --host-only
+else
+  hack/release-check.sh --host-only
+fi
+
 step "end-to-end tests"
 if [ -z "${WORKQUEUE_E2E_KUBECONFIG:-}" ]; then
   if [ -n "$local_cluster" ]; then
     if ! hack/localcluster/cluster.sh kubeconfig >/dev/null 2>&1; then
-      trap 'hack/localcluster/cluster.sh down || true' EXIT
+      stop_cluster=yes
     fi
     WORKQUEUE_E2E_KUBECONFIG="$(hack/localcluster/cluster.sh up | tail -n 1)"
     export WORKQUEUE_E2E_KUBECONFIG

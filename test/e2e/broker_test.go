@@ -113,9 +113,18 @@ func TestBrokerInstallFillRunUninstall(t *testing.T) {
 		t.Fatal("a second install changed the password")
 	}
 
+	// A dry run names what would go and removes nothing.
+	out = c.workqueue("", "broker", "uninstall", "--dry-run")
+	if !strings.Contains(out, "statefulset.apps/rabbitmq deleted (dry run)") || !strings.Contains(out, "secret/workqueue-broker deleted (dry run)") {
+		t.Fatalf("uninstall --dry-run printed:\n%s", out)
+	}
+	if _, err := c.client.CoreV1().Services(c.namespace).Get(ctx, "rabbitmq-service", metav1.GetOptions{}); err != nil {
+		t.Fatalf("uninstall --dry-run removed the Service: %v", err)
+	}
+
 	out = c.workqueue("", "broker", "uninstall")
 	for _, deleted := range []string{"statefulset.apps/rabbitmq deleted", "service/rabbitmq-service deleted", "secret/workqueue-broker deleted"} {
-		if !strings.Contains(out, deleted) {
+		if !strings.Contains(out, deleted) || strings.Contains(out, "(dry run)") {
 			t.Errorf("uninstall did not say %q:\n%s", deleted, out)
 		}
 	}

@@ -39,6 +39,19 @@ func TestStatusDryRunDetachWatchAndDelete(t *testing.T) {
 		}
 	}
 
+	// Dry runs of what changes a queue read and check, and change nothing.
+	out = c.workqueue("d\ne\n", "fill", "life", "--dry-run")
+	if !strings.Contains(out, "published 2 items to queue life (dry run: all read and checked, none sent)") {
+		t.Fatalf("fill --dry-run printed:\n%s", out)
+	}
+	out = c.workqueue("", "purge", "life", "--dry-run")
+	if !strings.Contains(out, "queue life purged (3 items) (dry run)") {
+		t.Fatalf("purge --dry-run printed:\n%s", out)
+	}
+	if ready := c.queueReady("life", 3); ready != 3 {
+		t.Fatalf("after fill and purge dry runs the queue holds %d items, want 3", ready)
+	}
+
 	// The API server itself accepts the generated Job, and nothing is created.
 	out = c.workqueue("", "run", "life", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
 		"--dry-run=server", "-o", "yaml", "--", "cat")
@@ -74,6 +87,13 @@ func TestStatusDryRunDetachWatchAndDelete(t *testing.T) {
 	// The results of the run are still there: delete asks, and without a terminal needs --yes.
 	if _, stderr, err := c.run(context.Background(), "", "workqueue", "delete", "life"); exitCode(err) != 2 || !strings.Contains(stderr, "3 in life.results") {
 		t.Fatalf("delete of a queue holding results, without --yes: %v %s", err, stderr)
+	}
+	out = c.workqueue("", "delete", "life", "--dry-run")
+	if !strings.Contains(out, "job.batch/life deleted (dry run)") || !strings.Contains(out, "queue life.results deleted (3 messages) (dry run)") {
+		t.Fatalf("delete --dry-run printed:\n%s", out)
+	}
+	if _, err := c.client.BatchV1().Jobs(c.namespace).Get(context.Background(), "life", metav1.GetOptions{}); err != nil {
+		t.Fatalf("delete --dry-run removed the Job: %v", err)
 	}
 	out = c.workqueue("", "delete", "life", "--yes")
 	for _, want := range []string{"job.batch/life deleted", "queue life deleted (0 messages)", "queue life.failed deleted", "queue life.results deleted (3 messages)"} {
