@@ -7,11 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -44,6 +41,7 @@ type BrokerInstallOptions struct {
 	Name            string
 	Service         string
 	Image           string
+	Replicas        int32
 	ImagePullPolicy string
 	StorageSize     string
 	StorageClass    string
@@ -101,6 +99,9 @@ func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter
 			# The broker for this namespace's queues, its data on a 1Gi volume
 			kubectl workqueue broker install
 
+			# Three nodes with replicated queues, which survive losing any one of them
+			kubectl workqueue broker install --replicas 3
+
 			# A throwaway broker whose data lives as long as its pod (no volume needed)
 			kubectl workqueue broker install --ephemeral
 
@@ -112,7 +113,8 @@ func NewCmdBrokerInstall(streams genericiooptions.IOStreams, getter ClientGetter
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Name, "name", o.Name, "The StatefulSet's name; its pod is NAME-0")
+	f.StringVar(&o.Name, "name", o.Name, "The StatefulSet's name; its pods are NAME-0, NAME-1...")
+	f.Int32Var(&o.Replicas, "replicas", 1, "RabbitMQ nodes, an odd number: 3 survive losing any one (each needs a volume); running install again with more adds nodes")
 	f.StringVar(&o.Service, "service", o.Service, "The Service's name, which the other commands reach with --service")
 	f.StringVar(&o.Image, "image", o.Image, "The RabbitMQ image (3.9 or later)")
 	f.StringVar(&o.ImagePullPolicy, "image-pull-policy", "", "Always, IfNotPresent or Never (default: the cluster's)")
@@ -162,6 +164,7 @@ func (o *BrokerInstallOptions) Complete(cmd *cobra.Command) error {
 		Name:            o.Name,
 		Service:         o.Service,
 		Image:           o.Image,
+		Replicas:        o.Replicas,
 		ImagePullPolicy: corev1.PullPolicy(o.ImagePullPolicy),
 		StorageSize:     size,
 		StorageClass:    o.StorageClass,
@@ -189,16 +192,7 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if o.dryRun == workqueue.DryRunClient {
-		fmt.Fprintf(o.ErrOut, "not shown: Secret %s, created with a generated password when it does not exist\n", rabbitmq.CredentialsSecret)
-		if err := o.printer.PrintObj(typed(objects.Service, &corev1.Service{}, corev1.SchemeGroupVersion.WithKind("Service")), o.Out); err != nil {
-			return err
-		}
-		if objects.NetworkPolicy != nil {
-			if err := o.printer.PrintObj(typed(objects.NetworkPolicy, &networkingv1.NetworkPolicy{}, networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")), o.Out); err != nil {
-				return err
-			}
-		}
-		return o.printer.PrintObj(typed(objects.StatefulSet, &appsv1.StatefulSet{}, appsv1.SchemeGroupVersion.WithKind("StatefulSet")), o.Out)
+		return o.clientDryRun(objects)
 	}
 	client, err := o.getter.KubernetesClientSet()
 	if err != nil {
@@ -222,11 +216,9 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(o.Out, "secret/%s exists: the broker uses its credentials\n", o.spec.Secret)
 	}
-	fmt.Fprintf(o.Out, "service/%s applied\n", o.spec.Service)
-	if o.spec.NetworkPolicy {
-		fmt.Fprintf(o.Out, "networkpolicy.networking.k8s.io/%s applied\n", rabbitmq.NetworkPolicyName(o.spec.Name))
+	for _, applied := range appliedNames(o.spec) {
+		fmt.Fprintf(o.Out, "%s applied\n", applied)
 	}
-	fmt.Fprintf(o.Out, "statefulset.apps/%s applied\n", o.spec.Name)
 	if !o.Wait {
 		fmt.Fprintf(o.ErrOut, "follow it with: kubectl rollout status statefulset/%s -n %s\n", o.spec.Name, o.spec.Namespace)
 		return nil
@@ -234,37 +226,16 @@ func (o *BrokerInstallOptions) Run(ctx context.Context) error {
 	return o.waitUntilServing(ctx, client)
 }
 
-func (o *BrokerInstallOptions) serverDryRun(ctx context.Context, client kubernetes.Interface, objects rabbitmq.Objects) error {
-	options := metav1.ApplyOptions{FieldManager: o.spec.FieldManager, Force: o.spec.ForceConflicts, DryRun: []string{metav1.DryRunAll}}
-	service, err := client.CoreV1().Services(o.spec.Namespace).Apply(ctx, objects.Service, options)
-	if err != nil {
-		return fmt.Errorf("the API server rejected the Service: %w", err)
-	}
-	set, err := client.AppsV1().StatefulSets(o.spec.Namespace).Apply(ctx, objects.StatefulSet, options)
-	if err != nil {
-		return fmt.Errorf("the API server rejected the StatefulSet: %w", err)
-	}
-	if err := o.printer.PrintObj(service, o.Out); err != nil {
-		return err
-	}
-	if objects.NetworkPolicy != nil {
-		policy, err := client.NetworkingV1().NetworkPolicies(o.spec.Namespace).Apply(ctx, objects.NetworkPolicy, options)
-		if err != nil {
-			return fmt.Errorf("the API server rejected the NetworkPolicy: %w", err)
-		}
-		if err := o.printer.PrintObj(policy, o.Out); err != nil {
-			return err
-		}
-	}
-	return o.printer.PrintObj(set, o.Out)
-}
-
 // waitUntilServing waits for the pod to be ready, then logs in through a port-forward with the
 // Secret's credentials: ready is only a listening port, the login proves the broker serves.
 func (o *BrokerInstallOptions) waitUntilServing(ctx context.Context, client kubernetes.Interface) error {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	fmt.Fprintf(o.ErrOut, "waiting for pod %s-0 to be ready...\n", o.spec.Name)
+	if o.spec.Replicas == 1 {
+		fmt.Fprintf(o.ErrOut, "waiting for pod %s-0 to be ready...\n", o.spec.Name)
+	} else {
+		fmt.Fprintf(o.ErrOut, "waiting for pods %s-0 to %s-%d to be ready...\n", o.spec.Name, o.spec.Name, o.spec.Replicas-1)
+	}
 	if err := rabbitmq.WaitReady(ctx, client, o.spec, func(problem string) { fmt.Fprintln(o.ErrOut, problem) }); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w (--timeout %s)", err, o.Timeout)
@@ -278,6 +249,17 @@ func (o *BrokerInstallOptions) waitUntilServing(ctx context.Context, client kube
 		return fmt.Errorf("the broker is running but did not accept the credentials of Secret %s: %w", o.spec.Secret, err)
 	}
 	defer b.Close()
+	if o.spec.Replicas > 1 {
+		config, err := o.getter.ToRESTConfig()
+		if err != nil {
+			return err
+		}
+		nodes, err := b.WaitForCluster(ctx, client, config, o.spec)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.ErrOut, "cluster of %d nodes: %s\n", len(nodes), nodeNames(nodes))
+	}
 	version, _ := b.Conn.Properties["version"].(string)
 	fmt.Fprintf(o.Out, "broker ready: RabbitMQ %s, %s; fill and run use it with the credentials in Secret %s\n", version, b.Via, o.spec.Secret)
 	return nil

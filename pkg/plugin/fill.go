@@ -193,6 +193,10 @@ func (o *FillOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer b.Close()
+	if !o.Quiet {
+		// Which broker pod holds the connection matters to whoever watches a cluster's nodes.
+		fmt.Fprintf(o.ErrOut, "connected to %s\n", b.Via)
+	}
 	declared, err := queue.Declare(b.Conn, queue.Spec{Name: o.Queue, Type: queue.Type(o.QueueType), MaxAttempts: o.MaxAttempts, ConsumerTimeout: o.ConsumerTimeout, Strict: o.strict})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -136,6 +137,22 @@ func (o *StatusOptions) printQueue(ctx context.Context) error {
 		line += fmt.Sprintf(", %d %s waiting in %s", *counts.Results, plural(*counts.Results, "result"), queue.ResultsName(o.Queue))
 	}
 	fmt.Fprintln(o.Out, line)
+	if counts.Members != nil && len(counts.Members.Members) > 0 {
+		fmt.Fprintf(o.Out, "  members of queue %s: %d of %d online, leader %s\n", o.Queue, len(counts.Members.Online), len(counts.Members.Members), counts.Members.Leader)
+	}
+	if len(counts.Nodes) > 0 {
+		running := 0
+		var states []string
+		for _, n := range counts.Nodes {
+			state := "stopped"
+			if n.Running {
+				running++
+				state = "running"
+			}
+			states = append(states, n.Name+" "+state)
+		}
+		fmt.Fprintf(o.Out, "Broker: %d %s, %d running (%s)\n", len(counts.Nodes), plural(len(counts.Nodes), "node"), running, strings.Join(states, ", "))
+	}
 	return nil
 }
 
@@ -154,12 +171,20 @@ func (o *StatusOptions) counts(ctx context.Context, b *rabbitmq.Broker) (workque
 	if err != nil {
 		return counts, nil
 	}
-	if queues, err := b.Queues(ctx, client, config); err == nil {
-		for _, q := range queues {
-			if q.Name == o.Queue {
-				counts.InFlight, counts.Consumers = &q.InFlight, &q.Consumers
-			}
+	queues, err := b.Queues(ctx, client, config)
+	if err != nil {
+		return counts, nil // no management API: the rest would not answer either
+	}
+	for _, q := range queues {
+		if q.Name == o.Queue {
+			counts.InFlight, counts.Consumers = &q.InFlight, &q.Consumers
 		}
+	}
+	if nodes, err := b.Nodes(ctx, client, config); err == nil {
+		counts.Nodes = nodes
+	}
+	if members, err := b.QueueMembers(ctx, client, config, o.Queue); err == nil && len(members.Members) > 0 {
+		counts.Members = &members
 	}
 	return counts, nil
 }

@@ -1,7 +1,7 @@
 // Package rabbitmq deploys the RabbitMQ that Kubernetes' work-queue example makes users copy by
-// hand: a Service named as in the example (rabbitmq-service), a single-node StatefulSet, and a
-// Secret with generated credentials that every command of the plugin reads. It takes a
-// kubernetes.Interface and knows nothing of cobra.
+// hand: a Service named as in the example (rabbitmq-service), a StatefulSet of one RabbitMQ node or
+// a cluster of several, and a Secret with generated credentials that every command of the plugin
+// reads. It takes a kubernetes.Interface and knows nothing of cobra.
 package rabbitmq
 
 import (
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -18,6 +19,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 )
@@ -57,8 +59,10 @@ var DefaultStorageSize = resource.MustParse("1Gi")
 // Spec says which broker to deploy.
 type Spec struct {
 	Namespace string
-	// Name is the StatefulSet's; its pod is Name-0.
+	// Name is the StatefulSet's; its pods are Name-0, Name-1...
 	Name    string
+	// Replicas is the number of RabbitMQ nodes, odd; 0 means 1.
+	Replicas int32
 	Service string
 	Secret  string
 	Image   string
@@ -97,6 +101,9 @@ func (s Spec) WithDefaults() Spec {
 	if s.FieldManager == "" {
 		s.FieldManager = constants.FieldManager
 	}
+	if s.Replicas == 0 {
+		s.Replicas = 1
+	}
 	return s
 }
 
@@ -121,6 +128,13 @@ func (s Spec) Validate() error {
 	if s.StorageSize.Sign() < 0 {
 		problems = append(problems, "the storage size is negative")
 	}
+	switch {
+	case s.Replicas < 0 || s.Replicas%2 == 0 && s.Replicas != 0:
+		problems = append(problems, fmt.Sprintf("%d replicas: a RabbitMQ cluster runs while a majority of its nodes does, so give it an odd number (1, 3, 5)", s.Replicas))
+	case s.Replicas > 1 && s.StorageSize.IsZero():
+		// A node that comes back without its data cannot rejoin under its old name.
+		problems = append(problems, fmt.Sprintf("%d replicas need a data volume each: a cluster node restarted without its data cannot rejoin the cluster; drop --ephemeral", s.Replicas))
+	}
 	for name, limit := range s.Limits {
 		if request, ok := s.Requests[name]; ok && request.Cmp(limit) > 0 {
 			problems = append(problems, fmt.Sprintf("the %s request %s is above its limit %s", name, request.String(), limit.String()))
@@ -134,8 +148,12 @@ func (s Spec) Validate() error {
 
 // Objects are what Build makes, ready for server-side apply.
 type Objects struct {
-	Service     *corev1ac.ServiceApplyConfiguration
-	StatefulSet *appsv1ac.StatefulSetApplyConfiguration
+	Service *corev1ac.ServiceApplyConfiguration
+	// NodesService, ClusterConfig and Budget are the cluster's, also made for a single node.
+	NodesService  *corev1ac.ServiceApplyConfiguration
+	ClusterConfig *corev1ac.ConfigMapApplyConfiguration
+	Budget        *policyv1ac.PodDisruptionBudgetApplyConfiguration
+	StatefulSet   *appsv1ac.StatefulSetApplyConfiguration
 	// NetworkPolicy is nil unless the Spec asks for it.
 	NetworkPolicy *networkingv1ac.NetworkPolicyApplyConfiguration
 }
@@ -177,8 +195,10 @@ func selector(name string) map[string]string {
 	return map[string]string{"app.kubernetes.io/name": "rabbitmq", labelInstance: name}
 }
 
-// DataClaimName is the PersistentVolumeClaim the StatefulSet makes for its only pod.
-func DataClaimName(name string) string { return dataVolume + "-" + name + "-0" }
+// DataClaimName is the PersistentVolumeClaim the StatefulSet makes for its pod of that ordinal.
+func DataClaimName(name string, ordinal int) string {
+	return fmt.Sprintf("%s-%s-%d", dataVolume, name, ordinal)
+}
 
 // Build makes the Service and StatefulSet for s, which must have its defaults.
 func Build(s Spec) (Objects, error) {
@@ -200,16 +220,14 @@ func Build(s Spec) (Objects, error) {
 		WithImage(s.Image).
 		WithPorts(corev1ac.ContainerPort().WithName(amqpPortName).WithContainerPort(AMQPPort),
 			corev1ac.ContainerPort().WithName("management").WithContainerPort(ManagementPort)).
-		WithEnv(env(s)...).
+		WithEnv(append(clusterEnv(s), env(s)...)...).
 		// Ready means accepting AMQP connections; RabbitMQ opens its listener last.
 		WithReadinessProbe(corev1ac.Probe().
 			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString(amqpPortName))).
 			WithInitialDelaySeconds(5).
 			WithPeriodSeconds(5)).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolume).WithMountPath(dataPath)).
-		WithSecurityContext(corev1ac.SecurityContext().
-			WithAllowPrivilegeEscalation(false).
-			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")))
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolume).WithMountPath(dataPath), configMount()).
+		WithSecurityContext(containerSecurity())
 	if s.ImagePullPolicy != "" {
 		container.WithImagePullPolicy(s.ImagePullPolicy)
 	}
@@ -225,7 +243,10 @@ func Build(s Spec) (Objects, error) {
 	}
 
 	pod := corev1ac.PodSpec().
+		WithInitContainers(cookieInit(s, containerSecurity())).
 		WithContainers(container).
+		WithVolumes(clusterVolumes(s)...).
+		WithAffinity(spreadNodes(s)).
 		WithSecurityContext(corev1ac.PodSecurityContext().
 			WithRunAsUser(rabbitmqUser).
 			WithRunAsGroup(rabbitmqUser).
@@ -235,8 +256,11 @@ func Build(s Spec) (Objects, error) {
 		// Time for the broker to write its queues' state before it is killed.
 		WithTerminationGracePeriodSeconds(60)
 	statefulSet := appsv1ac.StatefulSetSpec().
-		WithReplicas(1).
-		WithServiceName(s.Service).
+		WithReplicas(s.Replicas).
+		WithServiceName(NodesService(s.Name)).
+		// A node that was not the last to stop waits for its peers before it is ready: started
+		// one after another, a whole cluster restarting would wait for itself.
+		WithPodManagementPolicy(appsv1.ParallelPodManagement).
 		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selector(s.Name)))
 	if s.StorageSize.IsZero() {
 		pod.WithVolumes(corev1ac.Volume().WithName(dataVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()))
@@ -255,13 +279,23 @@ func Build(s Spec) (Objects, error) {
 	statefulSet.WithTemplate(corev1ac.PodTemplateSpec().WithLabels(labels).WithSpec(pod))
 
 	objects := Objects{
-		Service:     service,
-		StatefulSet: appsv1ac.StatefulSet(s.Name, s.Namespace).WithLabels(labels).WithSpec(statefulSet),
+		Service:       service,
+		NodesService:  nodesService(s),
+		ClusterConfig: clusterConfig(s),
+		Budget:        disruptionBudget(s),
+		StatefulSet:   appsv1ac.StatefulSet(s.Name, s.Namespace).WithLabels(labels).WithSpec(statefulSet),
 	}
 	if s.NetworkPolicy {
 		objects.NetworkPolicy = networkPolicy(s)
 	}
 	return objects, nil
+}
+
+// containerSecurity is what the "restricted" Pod Security Standard asks of every container.
+func containerSecurity() *corev1ac.SecurityContextApplyConfiguration {
+	return corev1ac.SecurityContext().
+		WithAllowPrivilegeEscalation(false).
+		WithCapabilities(corev1ac.Capabilities().WithDrop("ALL"))
 }
 
 // env gives RabbitMQ its first user from the Secret (RabbitMQ 3.9 and later read these

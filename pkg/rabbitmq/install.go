@@ -77,6 +77,9 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 		return InstallResult{}, fmt.Errorf("look for StatefulSet %s: %w", s.Name, err)
 	}
 
+	if setExisted && existingSet.Spec.Replicas != nil && *existingSet.Spec.Replicas > s.Replicas {
+		return InstallResult{}, fmt.Errorf("the installed broker %s has %d nodes and cannot shrink to %d: a node's queue replicas must be moved off it first; keep --replicas %d, or uninstall it and install it again", s.Name, *existingSet.Spec.Replicas, s.Replicas, *existingSet.Spec.Replicas)
+	}
 	if setExisted && losesQueues(existingSet, objects) {
 		return InstallResult{}, fmt.Errorf("the installed broker %s keeps its queues in an emptyDir (--ephemeral): this change would restart it and lose every queue; keep its flags, or uninstall it and install it again", s.Name)
 	}
@@ -100,6 +103,10 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 	if _, err := services.Apply(ctx, objects.Service, options); err != nil {
 		undo()
 		return InstallResult{}, fmt.Errorf("create Service %s: %w", s.Service, err)
+	}
+	if err := applyCluster(ctx, client, objects, options, !setExisted); err != nil {
+		undo()
+		return InstallResult{}, err
 	}
 	if objects.NetworkPolicy != nil {
 		// Before the broker: its pods must be reachable from the first moment they serve.
@@ -151,7 +158,7 @@ func checkStorage(ctx context.Context, client kubernetes.Interface, s Spec) erro
 	if s.StorageSize.IsZero() {
 		return nil
 	}
-	if _, err := client.CoreV1().PersistentVolumeClaims(s.Namespace).Get(ctx, DataClaimName(s.Name), metav1.GetOptions{}); err == nil {
+	if _, err := client.CoreV1().PersistentVolumeClaims(s.Namespace).Get(ctx, DataClaimName(s.Name, 0), metav1.GetOptions{}); err == nil {
 		return nil // the volume of an earlier install
 	}
 	classes := client.StorageV1().StorageClasses()
@@ -184,7 +191,7 @@ func ensureCredentials(ctx context.Context, client kubernetes.Interface, s Spec)
 		if len(existing.Data[UsernameKey]) == 0 || len(existing.Data[PasswordKey]) == 0 {
 			return false, fmt.Errorf("Secret %s exists but lacks the keys %s and %s: fix it, or delete it to have one generated", s.Secret, UsernameKey, PasswordKey)
 		}
-		return false, nil
+		return false, ensureCookie(ctx, client, s, existing)
 	case !apierrors.IsNotFound(err):
 		return false, fmt.Errorf("look for Secret %s: %w", s.Secret, err)
 	}
@@ -192,10 +199,14 @@ func ensureCredentials(ctx context.Context, client kubernetes.Interface, s Spec)
 	if err != nil {
 		return false, err
 	}
+	cookie, err := generatePassword()
+	if err != nil {
+		return false, err
+	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Secret, Namespace: s.Namespace, Labels: Labels(s.Name)},
 		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{UsernameKey: []byte(DefaultUsername), PasswordKey: []byte(password)},
+		Data:       map[string][]byte{UsernameKey: []byte(DefaultUsername), PasswordKey: []byte(password), CookieKey: []byte(cookie)},
 	}
 	if _, err := secrets.Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -252,14 +263,29 @@ func CheckStatus(ctx context.Context, client kubernetes.Interface, s Spec, since
 	if set.Status.ObservedGeneration < set.Generation {
 		return Status{}, nil // the controller has not seen the change yet: the pod is of before
 	}
-	pods := client.CoreV1().Pods(s.Namespace)
-	pod, err := pods.Get(ctx, s.Name+"-0", metav1.GetOptions{})
+	replicas := int32(1)
+	if set.Spec.Replicas != nil {
+		replicas = *set.Spec.Replicas
+	}
+	for ordinal := range replicas {
+		status, err := checkPod(ctx, client, set, fmt.Sprintf("%s-%d", s.Name, ordinal), since)
+		if err != nil || status.Problem != "" {
+			return status, err
+		}
+	}
+	return Status{}, nil
+}
+
+// checkPod looks at one pod of the StatefulSet, for CheckStatus.
+func checkPod(ctx context.Context, client kubernetes.Interface, set *appsv1.StatefulSet, name string, since time.Time) (Status, error) {
+	pods := client.CoreV1().Pods(set.Namespace)
+	pod, err := pods.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		refused := refusedSince(ctx, client, set, since)
 		return Status{Problem: refused, Fatal: refused != ""}, nil
 	}
 	if err != nil {
-		return Status{}, fmt.Errorf("read pod %s-0: %w", s.Name, err)
+		return Status{}, fmt.Errorf("read pod %s: %w", name, err)
 	}
 	if stale(set, pod) {
 		err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
@@ -310,7 +336,10 @@ func stale(set *appsv1.StatefulSet, pod *corev1.Pod) bool {
 }
 
 func statefulSetReady(set *appsv1.StatefulSet) bool {
-	st := set.Status
-	return st.ObservedGeneration >= set.Generation && st.ReadyReplicas >= 1 && st.UpdatedReplicas >= 1 &&
+	st, replicas := set.Status, int32(1)
+	if set.Spec.Replicas != nil {
+		replicas = *set.Spec.Replicas
+	}
+	return st.ObservedGeneration >= set.Generation && st.ReadyReplicas >= replicas && st.UpdatedReplicas >= replicas &&
 		(st.UpdateRevision == "" || st.CurrentRevision == st.UpdateRevision)
 }

@@ -2,13 +2,10 @@ package rabbitmq
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
-	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -39,36 +36,11 @@ type QueueInfo struct {
 // Queues lists the queues of the broker's vhost through its management API: on the broker's
 // pod through a port-forward, or on the host of the broker's URL.
 func (b *Broker) Queues(ctx context.Context, client kubernetes.Interface, config *rest.Config) ([]QueueInfo, error) {
-	base, username, password, vhost, closeForward, err := b.management(ctx, client, config)
-	if err != nil {
-		return nil, err
-	}
-	defer closeForward()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	endpoint := base + "/api/queues/" + url.PathEscape(vhost) + "?columns=name,type,messages_ready,messages_unacknowledged,consumers,arguments"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.SetBasicAuth(username, password)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", ErrNoManagement, scrubURL(err))
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusUnauthorized:
-		return nil, fmt.Errorf("the management API refused user %s: it needs the management tag (rabbitmqctl set_user_tags %s management)", username, username)
-	default:
-		return nil, fmt.Errorf("the management API answered %s", resp.Status)
-	}
 	var queues []QueueInfo
-	if err := json.NewDecoder(resp.Body).Decode(&queues); err != nil {
-		return nil, fmt.Errorf("the management API's list of queues: %w", err)
-	}
-	return queues, nil
+	err := b.getJSON(ctx, client, config, func(vhost string) string {
+		return "/api/queues/" + url.PathEscape(vhost) + "?columns=name,type,messages_ready,messages_unacknowledged,consumers,arguments"
+	}, &queues)
+	return queues, err
 }
 
 // management finds where the management API is and how to log in to it.

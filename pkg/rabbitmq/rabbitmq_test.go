@@ -46,6 +46,11 @@ func goldenSpecs() map[string]Spec {
 			StorageSize:  resource.MustParse("20Gi"),
 			StorageClass: "fast-ssd",
 		}.WithDefaults(),
+		"three-nodes": Spec{
+			Namespace:   "batch",
+			Replicas:    3,
+			StorageSize: resource.MustParse("5Gi"),
+		}.WithDefaults(),
 	}
 }
 
@@ -57,7 +62,7 @@ func TestBuildGolden(t *testing.T) {
 				t.Fatalf("Build: %v", err)
 			}
 			var got bytes.Buffer
-			all := []any{objects.Service, objects.StatefulSet}
+			all := []any{objects.Service, objects.NodesService, objects.ClusterConfig, objects.Budget, objects.StatefulSet}
 			if objects.NetworkPolicy != nil {
 				all = append(all, objects.NetworkPolicy)
 			}
@@ -189,7 +194,7 @@ func TestInstallRefusesAVolumeNothingWouldProvision(t *testing.T) {
 	withVolume := Spec{Namespace: "ns", StorageSize: DefaultStorageSize}.WithDefaults()
 	inClass := withVolume
 	inClass.StorageClass = "fast"
-	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: DataClaimName(withVolume.Name), Namespace: "ns"}}
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: DataClaimName(withVolume.Name, 0), Namespace: "ns"}}
 	nonDefault := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "fast"}}
 	cases := []struct {
 		name    string
@@ -304,7 +309,7 @@ func TestInstallUndoesWhatItCreatedWhenTheStatefulSetFails(t *testing.T) {
 func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 	ctx := context.Background()
 	spec := Spec{Namespace: "ns", StorageSize: DefaultStorageSize}.WithDefaults()
-	ourClaim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: DataClaimName(spec.Name), Namespace: "ns", Labels: Labels(spec.Name)}}
+	ourClaim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: DataClaimName(spec.Name, 0), Namespace: "ns", Labels: Labels(spec.Name)}}
 	client := fake.NewClientset(ourClaim)
 	if _, err := Install(ctx, client, spec); err != nil {
 		t.Fatal(err)
@@ -312,7 +317,7 @@ func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 
 	// A dry run names what would go and deletes nothing.
 	result, err := Uninstall(ctx, client, spec, UninstallOptions{DeleteData: true, DryRun: DryRunClient})
-	if err != nil || strings.Join(result.Deleted, " ") != "statefulset.apps/rabbitmq service/rabbitmq-service secret/workqueue-broker persistentvolumeclaim/data-rabbitmq-0" {
+	if err != nil || strings.Join(result.Deleted, " ") != "statefulset.apps/rabbitmq service/rabbitmq-service service/rabbitmq-nodes configmap/rabbitmq-cluster poddisruptionbudget.policy/rabbitmq secret/workqueue-broker persistentvolumeclaim/data-rabbitmq-0" {
 		t.Fatalf("dry run: %+v %v", result, err)
 	}
 	if _, err := client.AppsV1().StatefulSets("ns").Get(ctx, spec.Name, metav1.GetOptions{}); err != nil {
@@ -323,7 +328,7 @@ func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(result.Deleted, " ") != "statefulset.apps/rabbitmq service/rabbitmq-service" {
+	if strings.Join(result.Deleted, " ") != "statefulset.apps/rabbitmq service/rabbitmq-service service/rabbitmq-nodes configmap/rabbitmq-cluster poddisruptionbudget.policy/rabbitmq" {
 		t.Errorf("deleted %v", result.Deleted)
 	}
 	// The data stays, and the credentials it holds with it.
@@ -344,7 +349,7 @@ func TestUninstallDeletesOnlyWhatInstallMade(t *testing.T) {
 		t.Fatal(err)
 	}
 	result, err = Uninstall(ctx, client, ephemeral, UninstallOptions{})
-	want := "statefulset.apps/rabbitmq service/rabbitmq-service secret/workqueue-broker"
+	want := "statefulset.apps/rabbitmq service/rabbitmq-service service/rabbitmq-nodes configmap/rabbitmq-cluster poddisruptionbudget.policy/rabbitmq secret/workqueue-broker"
 	if err != nil || strings.Join(result.Deleted, " ") != want || len(result.Kept) != 0 {
 		t.Errorf("ephemeral: %+v, %v", result, err)
 	}
@@ -469,7 +474,7 @@ func TestASecondBrokerLeavesTheFirstAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	result, err := Uninstall(ctx, client, second, UninstallOptions{DeleteData: true})
-	if err != nil || strings.Join(result.Deleted, " ") != "statefulset.apps/mq2 service/mq2-service" {
+	if err != nil || strings.Join(result.Deleted, " ") != "statefulset.apps/mq2 service/mq2-service service/mq2-nodes configmap/mq2-cluster poddisruptionbudget.policy/mq2" {
 		t.Fatalf("%+v, %v", result, err)
 	}
 	for _, get := range []func() error{
@@ -495,7 +500,7 @@ func TestUninstallKeepsEverythingWhenItCannotTellWhetherDataStays(t *testing.T) 
 	if _, err := Install(ctx, client, spec); err != nil {
 		t.Fatal(err)
 	}
-	client.PrependReactor("get", "persistentvolumeclaims", func(k8stesting.Action) (bool, runtime.Object, error) {
+	client.PrependReactor("list", "persistentvolumeclaims", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("forbidden")
 	})
 	if _, err := Uninstall(ctx, client, spec, UninstallOptions{}); err == nil {

@@ -1,14 +1,19 @@
 package rabbitmq
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -44,12 +49,11 @@ func Uninstall(ctx context.Context, client kubernetes.Interface, s Spec, opts Un
 	var result UninstallResult
 	core, apps := client.CoreV1(), client.AppsV1()
 	claims := core.PersistentVolumeClaims(s.Namespace)
-	claim := DataClaimName(s.Name)
-	existingClaim, err := claims.Get(ctx, claim, metav1.GetOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return result, fmt.Errorf("look for persistentvolumeclaim/%s, whose credentials must stay with it: %w", claim, err)
+	dataClaims, err := claimsOf(ctx, claims, s.Name)
+	if err != nil {
+		return result, err
 	}
-	keepData := err == nil && ofBroker(existingClaim, s.Name) && !deleteData
+	keepData := len(dataClaims) > 0 && !deleteData
 
 	// The StatefulSet goes first: its pod must not restart without the Service or Secret.
 	if err := deleteIfOurs[*appsv1.StatefulSet](ctx, opts.DryRun, apps.StatefulSets(s.Namespace), "statefulset.apps", s.Name, s.Name, &result); err != nil {
@@ -61,19 +65,52 @@ func Uninstall(ctx context.Context, client kubernetes.Interface, s Spec, opts Un
 	if err := deleteIfOurs[*networkingv1.NetworkPolicy](ctx, opts.DryRun, client.NetworkingV1().NetworkPolicies(s.Namespace), "networkpolicy.networking.k8s.io", NetworkPolicyName(s.Name), s.Name, &result); err != nil {
 		return result, err
 	}
+	if err := deleteIfOurs[*corev1.Service](ctx, opts.DryRun, core.Services(s.Namespace), "service", NodesService(s.Name), s.Name, &result); err != nil {
+		return result, err
+	}
+	if err := deleteIfOurs[*corev1.ConfigMap](ctx, opts.DryRun, core.ConfigMaps(s.Namespace), "configmap", ConfigMapName(s.Name), s.Name, &result); err != nil {
+		return result, err
+	}
+	if err := deleteIfOurs[*policyv1.PodDisruptionBudget](ctx, opts.DryRun, client.PolicyV1().PodDisruptionBudgets(s.Namespace), "poddisruptionbudget.policy", BudgetName(s.Name), s.Name, &result); err != nil {
+		return result, err
+	}
 	if keepData {
-		result.Kept = append(result.Kept,
-			fmt.Sprintf("persistentvolumeclaim/%s: the broker's queues (pass --delete-data to delete them)", claim),
-			fmt.Sprintf("secret/%s: the credentials of the kept queues, for the next install", s.Secret))
+		for _, claim := range dataClaims {
+			result.Kept = append(result.Kept, fmt.Sprintf("persistentvolumeclaim/%s: the broker's queues (pass --delete-data to delete them)", claim))
+		}
+		result.Kept = append(result.Kept, fmt.Sprintf("secret/%s: the credentials of the kept queues, for the next install", s.Secret))
 		return result, nil
 	}
 	if err := deleteIfOurs[*corev1.Secret](ctx, opts.DryRun, core.Secrets(s.Namespace), "secret", s.Secret, s.Name, &result); err != nil {
 		return result, err
 	}
-	if deleteData {
-		return result, deleteIfOurs[*corev1.PersistentVolumeClaim](ctx, opts.DryRun, claims, "persistentvolumeclaim", claim, s.Name, &result)
+	for _, claim := range dataClaims {
+		if err := deleteIfOurs[*corev1.PersistentVolumeClaim](ctx, opts.DryRun, claims, "persistentvolumeclaim", claim, s.Name, &result); err != nil {
+			return result, err
+		}
 	}
 	return result, nil
+}
+
+// claimsOf lists the data volume claims of the broker's nodes, in the order of their pods.
+func claimsOf(ctx context.Context, claims namespacedLister, name string) ([]string, error) {
+	list, err := claims.List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(selector(name)).String()})
+	if err != nil {
+		return nil, fmt.Errorf("look for the broker's data volume claims, whose credentials must stay with them: %w", err)
+	}
+	var names []string
+	for i := range list.Items {
+		if claim := &list.Items[i]; ofBroker(claim, name) && strings.HasPrefix(claim.Name, dataVolume+"-"+name+"-") {
+			names = append(names, claim.Name)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(len(a)-len(b), strings.Compare(a, b)) })
+	return names, nil
+}
+
+// namespacedLister is the part of client-go's claims client that claimsOf uses.
+type namespacedLister interface {
+	List(ctx context.Context, options metav1.ListOptions) (*corev1.PersistentVolumeClaimList, error)
 }
 
 // namespacedClient is the part of a typed client-go client that Uninstall uses.

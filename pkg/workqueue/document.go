@@ -6,6 +6,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
 )
 
 // APIVersion versions the documents that `run -o` and `status -o` print; docs/output.md
@@ -129,6 +130,10 @@ type QueueCounts struct {
 	// InFlight and Consumers come from the management API; null without it.
 	InFlight  *int `json:"inFlight"`
 	Consumers *int `json:"consumers"`
+	// Nodes are the broker's RabbitMQ nodes and Members the ones holding the queue (a quorum
+	// queue's leader and followers), from the management API; null without it.
+	Nodes   []rabbitmq.Node   `json:"nodes"`
+	Members *rabbitmq.Members `json:"members"`
 }
 
 // JobStatus is what Kubernetes says of a queue's Job.

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -218,40 +219,46 @@ func TestBrokerInstallKeepsQueuesOnItsVolume(t *testing.T) {
 
 // localVolume makes a StorageClass that provisions nothing and one PersistentVolume of it on the
 // node (the local cluster has no provisioner), and returns the class's name.
-func (c *cluster) localVolume(size string) string {
+func (c *cluster) localVolume(size string) string { return c.localVolumes(1, size) }
+
+// localVolumes is localVolume with n volumes in the class, one per broker node.
+func (c *cluster) localVolumes(n int, size string) string {
 	c.t.Helper()
 	ctx := context.Background()
 	name := c.namespace
-	dir := "/var/tmp/wq-e2e-volume-" + name
-	// The broker runs as its own user, and a hostPath volume is not chowned for it.
-	if err := os.MkdirAll(dir, 0o777); err != nil {
-		c.t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o777); err != nil {
-		c.t.Fatal(err)
-	}
 	immediate := storagev1.VolumeBindingImmediate
 	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: "kubernetes.io/no-provisioner", VolumeBindingMode: &immediate}
-	volume := &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PersistentVolumeSpec{
-			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)},
-			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			StorageClassName:              name,
-			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}},
-		},
-	}
-	c.t.Cleanup(func() {
-		c.client.CoreV1().PersistentVolumes().Delete(ctx, name, metav1.DeleteOptions{})
-		c.client.StorageV1().StorageClasses().Delete(ctx, name, metav1.DeleteOptions{})
-		os.RemoveAll(dir)
-	})
+	c.t.Cleanup(func() { c.client.StorageV1().StorageClasses().Delete(ctx, name, metav1.DeleteOptions{}) })
 	if _, err := c.client.StorageV1().StorageClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil {
 		c.t.Fatal(err)
 	}
-	if _, err := c.client.CoreV1().PersistentVolumes().Create(ctx, volume, metav1.CreateOptions{}); err != nil {
-		c.t.Fatal(err)
+	for i := range n {
+		volumeName := fmt.Sprintf("%s-%d", name, i)
+		dir := "/var/tmp/wq-e2e-volume-" + volumeName
+		// The broker runs as its own user, and a hostPath volume is not chowned for it.
+		if err := os.MkdirAll(dir, 0o777); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o777); err != nil {
+			c.t.Fatal(err)
+		}
+		volume := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: volumeName},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)},
+				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				StorageClassName:              name,
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+				PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}},
+			},
+		}
+		c.t.Cleanup(func() {
+			c.client.CoreV1().PersistentVolumes().Delete(ctx, volumeName, metav1.DeleteOptions{})
+			os.RemoveAll(dir)
+		})
+		if _, err := c.client.CoreV1().PersistentVolumes().Create(ctx, volume, metav1.CreateOptions{}); err != nil {
+			c.t.Fatal(err)
+		}
 	}
 	return name
 }

@@ -153,7 +153,12 @@ func (c *cluster) drainQueue(name string) []string {
 		c.t.Fatal(err)
 	}
 	defer session.Close()
-	amqpConn, err := queue.Dial(queue.BuildURL("guest", "guest", session.Addr()))
+	username, password := "guest", "guest"
+	// A broker of `broker install` has no guest: its Secret holds the login.
+	if secret, err := c.client.CoreV1().Secrets(c.namespace).Get(ctx, "workqueue-broker", metav1.GetOptions{}); err == nil {
+		username, password = string(secret.Data["username"]), string(secret.Data["password"])
+	}
+	amqpConn, err := queue.Dial(queue.BuildURL(username, password, session.Addr()))
 	if err != nil {
 		c.t.Fatal(err)
 	}
