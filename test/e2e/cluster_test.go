@@ -32,10 +32,10 @@ func TestBrokerClusterOfThreeLosesNoItemWithANode(t *testing.T) {
 		}
 	}
 
-	const n = 20_000
+	const n = 300_000
 	var input strings.Builder
 	for i := range n {
-		fmt.Fprintf(&input, "item-%05d\n", i)
+		fmt.Fprintf(&input, "item-%06d\n", i)
 	}
 	items := writeFile(t, "items.txt", input.String())
 
@@ -49,11 +49,14 @@ func TestBrokerClusterOfThreeLosesNoItemWithANode(t *testing.T) {
 	}
 	// Cut a node once the cluster holds some of the items: the fill's own, the worst case.
 	deadline := time.Now().Add(2 * time.Minute)
-	victim := ""
+	victim, held := "", 0
 	for victim == "" {
 		if m := regexp.MustCompile(`pod (rabbitmq-\d)`).FindStringSubmatch(fillErr.String()); m != nil {
-			if out, _ := c.kubectl("exec", "rabbitmq-0", "--", "rabbitmqctl", "-q", "list_queues", "name", "messages"); regexp.MustCompile(`(?m)^spread\s+[1-9]\d{3,}`).MatchString(out) {
-				victim = m[1]
+			out, _ := c.kubectl("exec", "rabbitmq-0", "--", "rabbitmqctl", "-q", "list_queues", "name", "messages")
+			if count := regexp.MustCompile(`(?m)^spread\s+(\d+)`).FindStringSubmatch(out); count != nil {
+				if held, _ = strconv.Atoi(count[1]); held >= 1000 {
+					victim = m[1]
+				}
 			}
 		}
 		if time.Now().After(deadline) {
@@ -61,9 +64,13 @@ func TestBrokerClusterOfThreeLosesNoItemWithANode(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	if held >= n {
+		t.Fatalf("the fill was over before a node could be cut (%d items held)", held)
+	}
 	if err := c.client.CoreV1().Pods(c.namespace).Delete(ctx, victim, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("deleted %s, the fill's node, with %d of %d items in the queue", victim, held, n)
 	if err := fill.Wait(); err != nil {
 		m := regexp.MustCompile(`resume with --skip (\d+)`).FindStringSubmatch(fillErr.String())
 		if m == nil {
@@ -78,6 +85,7 @@ func TestBrokerClusterOfThreeLosesNoItemWithANode(t *testing.T) {
 
 	c.waitForPodReady(victim, 3*time.Minute)
 	out = c.workqueue("", "status", "spread")
+	t.Logf("status:\n%s", out)
 	for _, want := range []string{"3 nodes, 3 running", "members of queue spread: 3"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
@@ -91,7 +99,7 @@ func TestBrokerClusterOfThreeLosesNoItemWithANode(t *testing.T) {
 	}
 	missing := 0
 	for i := range n {
-		if !seen[fmt.Sprintf("item-%05d", i)] {
+		if !seen[fmt.Sprintf("item-%06d", i)] {
 			missing++
 		}
 	}
