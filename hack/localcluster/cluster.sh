@@ -318,6 +318,13 @@ build_images() {
 			>"$rmq/usr/local/bin/rabbitmq-entrypoint"
 		chmod 755 "$rmq/usr/local/bin/rabbitmq-entrypoint"
 	fi
+	# `broker install` runs RabbitMQ as uid 999, the official image's, which Debian's rabbitmq
+	# user is not here; 3.10 writes its upgrade log under /var/log/rabbitmq even when logging to
+	# stdout. Touching the root rebuilds an image cached before this.
+	if [[ $(stat -c %a "$rmq/var/log/rabbitmq") != 1777 ]]; then
+		chmod 1777 "$rmq/var/log/rabbitmq"
+		touch "$rmq"
+	fi
 	make_image "$IMAGES/rabbitmq.tar" -tag "$IMG_RABBITMQ" -rootfs "$rmq" \
 		-entrypoint '["/usr/local/bin/rabbitmq-entrypoint"]' -user "$(image_user "$rmq" rabbitmq)" \
 		-env HOME=/var/lib/rabbitmq -env RABBITMQ_LOGS=- -env RABBITMQ_SASL_LOGS=- -env LANG=C.UTF-8

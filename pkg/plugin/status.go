@@ -138,7 +138,7 @@ func (o *StatusOptions) printQueue(ctx context.Context) error {
 	}
 	fmt.Fprintln(o.Out, line)
 	if counts.Members != nil && len(counts.Members.Members) > 0 {
-		fmt.Fprintf(o.Out, "  members of queue %s: %d of %d online, leader %s\n", o.Queue, len(counts.Members.Online), len(counts.Members.Members), counts.Members.Leader)
+		fmt.Fprintf(o.Out, "  members of queue %s: %d of %d online, leader %s\n", o.Queue, len(counts.Members.Online), len(counts.Members.Members), shortNodeName(counts.Members.Leader))
 	}
 	if len(counts.Nodes) > 0 {
 		running := 0
@@ -149,7 +149,7 @@ func (o *StatusOptions) printQueue(ctx context.Context) error {
 				running++
 				state = "running"
 			}
-			states = append(states, n.Name+" "+state)
+			states = append(states, shortNodeName(n.Name)+" "+state)
 		}
 		fmt.Fprintf(o.Out, "Broker: %d %s, %d running (%s)\n", len(counts.Nodes), plural(len(counts.Nodes), "node"), running, strings.Join(states, ", "))
 	}
@@ -222,4 +222,15 @@ func (o *StatusOptions) printDocument(ctx context.Context, j *batchv1.Job) error
 		return withExitCode(ExitUnreachable, errors.New("the broker could not be reached"))
 	}
 	return nil
+}
+
+// shortNodeName reads rabbit@rabbitmq-0.rabbitmq-nodes.ns as rabbitmq-0, its pod's name; -o json
+// keeps the node's full name.
+func shortNodeName(node string) string {
+	_, host, found := strings.Cut(node, "@")
+	if !found {
+		return node
+	}
+	pod, _, _ := strings.Cut(host, ".")
+	return pod
 }

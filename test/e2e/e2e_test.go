@@ -251,7 +251,8 @@ func (c *cluster) waitForPodReady(name string, timeout time.Duration) {
 		return false, nil
 	})
 	if err != nil {
-		c.t.Fatalf("pod %s not ready within %s", name, timeout)
+		logs, _ := c.kubectl("logs", name, "--tail", "60")
+		c.t.Fatalf("pod %s not ready within %s; the end of its log:\n%s", name, timeout, logs)
 	}
 }
 
