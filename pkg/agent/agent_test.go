@@ -712,8 +712,9 @@ func TestACommandThatIsNotAProgramIsAMisconfiguration(t *testing.T) {
 	eventuallyReady(t, queue, 1)
 }
 
-// A broker that drops the channel every time the same item runs (as RabbitMQ does past its
+// A broker that closes the channel every time the same item runs (as RabbitMQ does past its
 // consumer_timeout) would have a drain redo that item forever: the second lost ack stops it.
+// The connection stays up, which tells it from an outage.
 func TestDrainStopsWhenTheSameItemLosesItsAckTwice(t *testing.T) {
 	queue := testQueue(t, queueSpec{})
 	testbroker.Publish(t, queue, message{ID: "long", Body: []byte("x")})
@@ -725,7 +726,7 @@ func TestDrainStopsWhenTheSameItemLosesItsAckTwice(t *testing.T) {
 
 	for n := range 2 {
 		waitForFile(t, filepath.Join(dir, fmt.Sprintf("run%d", n)))
-		proxy.cut()
+		proxy.closeChannel(t)
 		time.Sleep(500 * time.Millisecond)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("cut%d", n)), nil, 0o644); err != nil {
 			t.Fatal(err)

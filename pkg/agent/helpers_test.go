@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/url"
@@ -159,13 +160,23 @@ func waitForFile(t testing.TB, path string) {
 }
 
 // cutProxy forwards TCP connections to the broker and can cut them all, to simulate the
-// broker or the network going away under a connected agent.
+// broker or the network going away under a connected agent, without touching the broker that
+// other tests share. Down, it also refuses new connections, as a Service without a ready broker
+// pod does; up, it listens again on the same address.
 type cutProxy struct {
-	listener net.Listener
-	target   string
+	addr   string
+	target string
 
-	mu    sync.Mutex
-	conns []net.Conn
+	mu       sync.Mutex
+	listener net.Listener // nil while down
+	conns    []*proxiedConn
+}
+
+// proxiedConn is one client connection and its connection to the broker. Frames to the broker
+// are written whole under mu, so that closeChannel can slip a frame in between two of them.
+type proxiedConn struct {
+	client, server net.Conn
+	mu             sync.Mutex
 }
 
 func newCutProxy(t testing.TB, target string) *cutProxy {
@@ -174,16 +185,11 @@ func newCutProxy(t testing.TB, target string) *cutProxy {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	p := &cutProxy{listener: listener, target: target}
-	t.Cleanup(func() {
-		listener.Close()
-		p.cut()
-	})
-	go p.serve()
+	p := &cutProxy{addr: listener.Addr().String(), target: target, listener: listener}
+	t.Cleanup(p.down)
+	go p.serve(listener)
 	return p
 }
-
-func (p *cutProxy) addr() string { return p.listener.Addr().String() }
 
 // proxiedBroker returns the test broker's URL through a new cutProxy, and the proxy.
 func proxiedBroker(t testing.TB) (string, *cutProxy) {
@@ -193,13 +199,13 @@ func proxiedBroker(t testing.TB) (string, *cutProxy) {
 		t.Fatal(err)
 	}
 	proxy := newCutProxy(t, u.Host)
-	u.Host = proxy.addr()
+	u.Host = proxy.addr
 	return u.String(), proxy
 }
 
-func (p *cutProxy) serve() {
+func (p *cutProxy) serve(listener net.Listener) {
 	for {
-		client, err := p.listener.Accept()
+		client, err := listener.Accept()
 		if err != nil {
 			return
 		}
@@ -208,21 +214,109 @@ func (p *cutProxy) serve() {
 			client.Close()
 			continue
 		}
+		c := &proxiedConn{client: client, server: server}
 		p.mu.Lock()
-		p.conns = append(p.conns, client, server)
+		p.conns = append(p.conns, c)
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(server, client); server.Close() }()
+		go func() { _ = c.forwardFrames(); server.Close() }()
 		go func() { _, _ = io.Copy(client, server); client.Close() }()
 	}
 }
 
+// forwardFrames copies the client's protocol header, then its frames one by one, to the broker.
+func (c *proxiedConn) forwardFrames() error {
+	header := make([]byte, 8) // "AMQP" 0 0 9 1
+	if _, err := io.ReadFull(c.client, header); err != nil {
+		return err
+	}
+	if err := c.write(header); err != nil {
+		return err
+	}
+	for {
+		frameHeader := make([]byte, 7) // type, channel, payload size
+		if _, err := io.ReadFull(c.client, frameHeader); err != nil {
+			return err
+		}
+		size := binary.BigEndian.Uint32(frameHeader[3:])
+		frame := make([]byte, 7+int(size)+1) // and the frame-end octet
+		copy(frame, frameHeader)
+		if _, err := io.ReadFull(c.client, frame[7:]); err != nil {
+			return err
+		}
+		if err := c.write(frame); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *proxiedConn) write(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.server.Write(b)
+	return err
+}
+
+// cut closes every proxied connection; new ones are still accepted.
 func (p *cutProxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
-		c.Close()
+		c.client.Close()
+		c.server.Close()
 	}
 	p.conns = nil
+}
+
+// down cuts every proxied connection and refuses new ones until up.
+func (p *cutProxy) down() {
+	p.mu.Lock()
+	if p.listener != nil {
+		p.listener.Close()
+		p.listener = nil
+	}
+	p.mu.Unlock()
+	p.cut()
+}
+
+// up accepts connections again, on the same address.
+func (p *cutProxy) up(t testing.TB) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.listener != nil {
+		return
+	}
+	listener, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", p.addr, err)
+	}
+	p.listener = listener
+	go p.serve(listener)
+}
+
+// closeChannel has the broker close channel 1 of every proxied connection, the consumer's, while
+// the connection stays up: what RabbitMQ does to a consumer past its consumer_timeout. It sends
+// a basic.ack of a delivery tag the broker never used, which the broker answers with
+// channel.close 406 PRECONDITION_FAILED.
+func (p *cutProxy) closeChannel(t testing.TB) {
+	t.Helper()
+	payload := binary.BigEndian.AppendUint16(nil, 60)    // class basic
+	payload = binary.BigEndian.AppendUint16(payload, 80) // method ack
+	payload = binary.BigEndian.AppendUint64(payload, 1<<40)
+	payload = append(payload, 0) // not multiple
+	frame := []byte{1, 0, 1}     // a method frame on channel 1
+	frame = binary.BigEndian.AppendUint32(frame, uint32(len(payload)))
+	frame = append(append(frame, payload...), 0xCE)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.conns) == 0 {
+		t.Fatal("closeChannel: no proxied connection")
+	}
+	for _, c := range p.conns {
+		if err := c.write(frame); err != nil {
+			t.Logf("closeChannel: %v", err)
+		}
+	}
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
