@@ -11,6 +11,12 @@
 // connection is lost while the command runs, the broker delivers the item again (to this agent
 // after it reconnects, or to another pod), even if the command finished it.
 //
+// A broker lost once the agent has worked with it (its pod restarted, a cluster node gone) is an
+// outage: the agent reconnects, waiting up to Config.BrokerOutage, and carries on. A broker that
+// does not come back ends the run with outcome.ExitBrokerLost, which the Job does not count
+// against its backoff limit; one never reached ends it after Config.ConnectBudget with
+// outcome.ExitBrokerUnreachable, which it does, since that is more likely a wrong URL.
+//
 // With Config.Results (--results QUEUE.results), every attempt settled because the command ran
 // (exit 0, a non-zero exit, a --timeout kill) first publishes an outcome.Record to that queue with
 // publisher confirms; the item is acked or given back only after the confirm, and a record that
@@ -41,9 +47,13 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultIdle           = 5 * time.Second
-	DefaultGrace          = 25 * time.Second
-	DefaultConnectBudget  = 30 * time.Second
+	DefaultIdle          = 5 * time.Second
+	DefaultGrace         = 25 * time.Second
+	DefaultConnectBudget = 30 * time.Second
+	// DefaultBrokerOutage covers a RabbitMQ pod restarting in place (a node boots in 10 to
+	// 30 s) and one rescheduled to another node with its volume (a minute or two), with room to
+	// spare; waiting costs an idle pod that holds no item.
+	DefaultBrokerOutage   = 5 * time.Minute
 	DefaultEmptyWait      = time.Second
 	DefaultTerminationLog = "/dev/termination-log"
 	// MaxResultSize is the largest Config.ResultSize: a record waits in the broker's memory, and
@@ -72,6 +82,9 @@ type Config struct {
 
 	// ConnectBudget is how long the agent keeps trying to reach the broker; DefaultConnectBudget when 0.
 	ConnectBudget time.Duration
+	// BrokerOutage is how long the agent waits for a broker it has worked with to come back
+	// after losing it; DefaultBrokerOutage when 0.
+	BrokerOutage time.Duration
 	// EmptyWait is how long one mode gives an empty queue before exiting; DefaultEmptyWait when 0.
 	EmptyWait time.Duration
 
@@ -121,6 +134,11 @@ type agent struct {
 
 	sess            *session
 	sessionFailures int
+	// worked: a session of this agent took an item or started a consumer, so the URL, the
+	// credentials and the queue are right; a broker lost from then on is an outage, waited for
+	// up to BrokerOutage. lostSince is when the current outage began, zero when there is none.
+	worked    bool
+	lostSince time.Time
 
 	// Drain-mode tallies and the last item's outcome.
 	processed, failed int
@@ -178,6 +196,9 @@ func newAgent(cfg Config) *agent {
 	}
 	if cfg.ConnectBudget <= 0 {
 		cfg.ConnectBudget = DefaultConnectBudget
+	}
+	if cfg.BrokerOutage <= 0 {
+		cfg.BrokerOutage = DefaultBrokerOutage
 	}
 	if cfg.EmptyWait <= 0 {
 		cfg.EmptyWait = DefaultEmptyWait
