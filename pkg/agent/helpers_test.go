@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/url"
@@ -162,19 +163,22 @@ func waitForFile(t testing.TB, path string) {
 // cutProxy forwards TCP connections to the broker and can cut them all, to simulate the
 // broker or the network going away under a connected agent, without touching the broker that
 // other tests share. Down, it also refuses new connections, as a Service without a ready broker
-// pod does; up, it listens again on the same address.
+// pod does; up, it listens again on the same address. With logins dropped, it closes each
+// connection once the client has sent its credentials, as a broker going down or starting up may.
 type cutProxy struct {
 	addr   string
 	target string
 
-	mu       sync.Mutex
-	listener net.Listener // nil while down
-	conns    []*proxiedConn
+	mu         sync.Mutex
+	listener   net.Listener // nil while down
+	conns      []*proxiedConn
+	dropLogins bool
 }
 
 // proxiedConn is one client connection and its connection to the broker. Frames to the broker
 // are written whole under mu, so that closeChannel can slip a frame in between two of them.
 type proxiedConn struct {
+	proxy          *cutProxy
 	client, server net.Conn
 	mu             sync.Mutex
 }
@@ -214,7 +218,7 @@ func (p *cutProxy) serve(listener net.Listener) {
 			client.Close()
 			continue
 		}
-		c := &proxiedConn{client: client, server: server}
+		c := &proxiedConn{proxy: p, client: client, server: server}
 		p.mu.Lock()
 		p.conns = append(p.conns, c)
 		p.mu.Unlock()
@@ -242,6 +246,11 @@ func (c *proxiedConn) forwardFrames() error {
 		copy(frame, frameHeader)
 		if _, err := io.ReadFull(c.client, frame[7:]); err != nil {
 			return err
+		}
+		isStartOk := frame[0] == 1 && size >= 4 && binary.BigEndian.Uint16(frame[7:]) == 10 && binary.BigEndian.Uint16(frame[9:]) == 11
+		if isStartOk && c.proxy.droppingLogins() {
+			c.client.Close()
+			return errors.New("login dropped")
 		}
 		if err := c.write(frame); err != nil {
 			return err
@@ -278,11 +287,29 @@ func (p *cutProxy) down() {
 	p.cut()
 }
 
-// up accepts connections again, on the same address.
+func (p *cutProxy) droppingLogins() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropLogins
+}
+
+// up accepts connections again, on the same address, and lets logins through.
 func (p *cutProxy) up(t testing.TB) {
+	t.Helper()
+	p.listen(t, false)
+}
+
+// upDroppingLogins accepts connections again, but closes each at the login.
+func (p *cutProxy) upDroppingLogins(t testing.TB) {
+	t.Helper()
+	p.listen(t, true)
+}
+
+func (p *cutProxy) listen(t testing.TB, dropLogins bool) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.dropLogins = dropLogins
 	if p.listener != nil {
 		return
 	}

@@ -55,9 +55,10 @@ func waitForRuns(t *testing.T, ran string, n int) {
 
 var backAfter = regexp.MustCompile(`is back after ([0-9.]+m?s)`)
 
-// A broker that goes away mid-drain (its pod deleted and restarted: the connection is cut and
-// new ones are refused for a while) is waited for, for longer than the connect budget that
-// bounds the first connection: every item is processed, none fails or is dead-lettered.
+// A broker that goes away mid-drain (its pod deleted and restarted: the connection is cut, new
+// ones are refused for a while, then closed at the login while it starts) is waited for, for
+// longer than the connect budget that bounds the first connection: every item is processed,
+// none fails or is dead-lettered.
 func TestDrainRidesThroughABrokerOutage(t *testing.T) {
 	const total = 200
 	queue := outageItems(t, total)
@@ -68,9 +69,12 @@ func TestDrainRidesThroughABrokerOutage(t *testing.T) {
 
 	waitForRuns(t, ran, 50)
 	proxy.down()
-	const outage = 4 * time.Second // past the connect budget
-	time.Sleep(outage)
+	const refused, loginsDropped = 1500 * time.Millisecond, 3 * time.Second // past the connect budget
+	time.Sleep(refused)
+	proxy.upDroppingLogins(t)
+	time.Sleep(loginsDropped)
 	proxy.up(t)
+	outage := refused + loginsDropped
 	result := run.wait(t)
 
 	if result.ExitCode != outcome.ExitOK || result.Outcome.Result != outcome.ResultDone {
