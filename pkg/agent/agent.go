@@ -64,6 +64,14 @@ const (
 // emptyPollInterval is how often one mode looks at an empty queue again within EmptyWait.
 const emptyPollInterval = 250 * time.Millisecond
 
+// lostItemWait is how long after losing an item's ack the agent waits for the broker to give
+// the item back before it takes an empty queue for finished. A restarted broker has it ready at
+// once; one that was cut off from the agent holds it for the old connection until it notices that
+// connection is dead, by missed heartbeats: the client asks for 10 s heartbeats and RabbitMQ
+// gives up on a peer after two missed ones, which took 15 s (RabbitMQ 4.0) to 30 s (3.10) in
+// the tests.
+const lostItemWait = 45 * time.Second
+
 // maxSessionFailures bounds how many times in a row a freshly opened session may fail before
 // the agent gives up, so that a broker that accepts connections but keeps closing channels
 // cannot keep the agent busy forever.
@@ -147,9 +155,16 @@ type agent struct {
 	// failedIDs remembers items that failed in this process, to notice a queue that hands the
 	// same failed item back with no delivery limit to end it.
 	failedIDs map[string]bool
-	// lostAcks remembers items whose ack was lost with the connection, to notice a broker that
-	// drops the channel every time the item runs.
+	// lostAcks remembers items whose ack the broker dropped with the channel, to notice a broker
+	// that drops it every time the item runs.
 	lostAcks map[string]bool
+	// awaiting holds the items whose ack was lost (the last at lostAt) and that have not come back
+	// to this agent since: a drain does not end on an empty queue while the broker may still give
+	// them back (see mayGetLostItemBack), nor does one mode before lostItemWait.
+	awaiting     map[string]bool
+	lostAt       time.Time
+	lostItemWait time.Duration
+	awaitingSaid bool
 	// resultDirReported: the agent said once that no directory for result files can be made.
 	resultDirReported bool
 }
@@ -222,6 +237,7 @@ func newAgent(cfg Config) *agent {
 		env:            commandEnv(os.Environ()),
 		hostname:       hostname,
 		connectionName: strings.TrimSpace("workqueue-agent " + hostname),
+		lostItemWait:   lostItemWait,
 	}
 	a.open = a.dialBroker
 	a.openRecorder = brokerRecorder

@@ -45,6 +45,10 @@ type fakeBroker struct {
 	outage   []error // after the connection went away, the next opens fail with these in turn
 	// lostElsewhere: the item whose connection went away under it goes to another consumer.
 	lostElsewhere bool
+	// heldForTheLostConnection: the broker notices late that the connection went away, and gives
+	// its item back only after the next look at the queue (Get or Ready) found it empty.
+	heldForTheLostConnection bool
+	held                     *fakeMessage
 	// failingSessions: after the connection went away, this many sessions fail at their first Get
 	// or Consume.
 	failingSessions int
@@ -145,7 +149,10 @@ type fakeSession struct {
 func (s *fakeSession) cutLocked() {
 	s.closed, s.b.wasCut = true, true
 	if s.inflight != nil {
-		if !s.b.lostElsewhere {
+		switch {
+		case s.b.heldForTheLostConnection:
+			s.b.held = s.inflight
+		case !s.b.lostElsewhere:
 			s.inflight.returned++
 			s.b.ready = append([]*fakeMessage{s.inflight}, s.b.ready...)
 		}
@@ -200,6 +207,9 @@ func (s *fakeSession) Get() (amqp.Delivery, bool, error) {
 		return amqp.Delivery{}, false, amqp.ErrClosed
 	}
 	d, ok := s.deliverLocked()
+	if !ok {
+		s.b.giveBackHeldLocked()
+	}
 	return d, ok, nil
 }
 
@@ -236,7 +246,17 @@ func (s *fakeSession) Ready() (int, error) {
 	if s.closed {
 		return 0, amqp.ErrClosed
 	}
-	return len(s.b.ready), nil
+	ready := len(s.b.ready)
+	s.b.giveBackHeldLocked()
+	return ready, nil
+}
+
+func (b *fakeBroker) giveBackHeldLocked() {
+	if b.held != nil {
+		b.held.returned++
+		b.ready = append([]*fakeMessage{b.held}, b.ready...)
+		b.held = nil
+	}
 }
 
 // Close gives back what the session held, as the broker does when a connection closes.
@@ -533,7 +553,29 @@ func TestDecisionPerItem(t *testing.T) {
 				b.cutAcks["m1"], b.lostElsewhere = 1, true
 				return b
 			},
-			wantExit: outcome.ExitBrokerLost, wantResult: outcome.ResultError, wantSettled: []string{"ack lost m1"}, wantRan: []string{"m1#1"}, wantError: "the queue was empty after reconnecting"},
+			wantExit: outcome.ExitBrokerLost, wantResult: outcome.ResultError, wantSettled: []string{"ack lost m1"}, wantRan: []string{"m1#1"}, wantError: "the queue stayed empty for 200ms after reconnecting"},
+		{name: "outage: one: an ack lost, then an item the broker gives back late", mode: constants.ModeOne,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1")
+				b.cutAcks["m1"], b.heldForTheLostConnection = 1, true
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}},
+		{name: "outage: drain: an item the broker gives back late is waited for", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.cutAcks["m1"], b.heldForTheLostConnection = 1, true
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m2", "ack m1"}, wantRan: []string{"m1#1", "m2#1", "m1#2"}, wantCounts: [2]int{2, 0},
+			wantLog: []string{"the broker has not given back 1 item whose ack was lost"}},
+		{name: "outage: drain: an item another pod took is waited for no longer than the bound", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.cutAcks["m1"], b.lostElsewhere = 1, true
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m2"}, wantRan: []string{"m1#1", "m2#1"}, wantCounts: [2]int{1, 0}},
 		{name: "outage: drain: a broker away past the bound ends the pod, not counted", mode: constants.ModeDrain, outageBound: 300 * time.Millisecond,
 			broker: func() *fakeBroker {
 				b := newFakeBroker("m1", "m2")
@@ -593,6 +635,7 @@ func TestDecisionPerItem(t *testing.T) {
 				a.cfg.Results = "q.results"
 			}
 			a.open, a.openRecorder, a.runner = b.open, b.openRecorder, r
+			a.lostItemWait = 200 * time.Millisecond
 
 			got := a.run()
 

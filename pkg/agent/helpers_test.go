@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,6 +182,7 @@ type proxiedConn struct {
 	proxy          *cutProxy
 	client, server net.Conn
 	mu             sync.Mutex
+	keepServer     atomic.Bool // the client side was cut alone: leave the broker's side open
 }
 
 func newCutProxy(t testing.TB, target string) *cutProxy {
@@ -222,7 +224,12 @@ func (p *cutProxy) serve(listener net.Listener) {
 		p.mu.Lock()
 		p.conns = append(p.conns, c)
 		p.mu.Unlock()
-		go func() { _ = c.forwardFrames(); server.Close() }()
+		go func() {
+			_ = c.forwardFrames()
+			if !c.keepServer.Load() {
+				server.Close()
+			}
+		}()
 		go func() { _, _ = io.Copy(client, server); client.Close() }()
 	}
 }
@@ -274,6 +281,18 @@ func (p *cutProxy) cut() {
 		c.server.Close()
 	}
 	p.conns = nil
+}
+
+// cutClientSide closes the client's side of every proxied connection but leaves the broker's
+// open and silent, as a network that fails between them without the broker hearing of it: the
+// broker holds what the connection held until it misses the client's heartbeats.
+func (p *cutProxy) cutClientSide() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.keepServer.Store(true)
+		c.client.Close()
+	}
 }
 
 // down cuts every proxied connection and refuses new ones until up.

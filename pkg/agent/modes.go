@@ -36,7 +36,7 @@ func (a *agent) one() Result {
 				if err := a.ackLost(it, ackLost); err != nil {
 					return a.errorResultWith(o, err)
 				}
-				lost, deadline = o, time.Now().Add(a.cfg.EmptyWait)
+				lost, deadline = o, time.Now().Add(max(a.cfg.EmptyWait, a.lostItemWait))
 				continue
 			}
 			if err != nil {
@@ -46,10 +46,11 @@ func (a *agent) one() Result {
 		}
 		if !time.Now().Before(deadline) {
 			if lost.Result != "" {
-				// Another pod may have the item, or the broker may not have given it back yet;
+				// Another pod has the item, or the broker still holds it for the lost connection;
 				// either way this pod did no item, and must not count as a completion.
 				return a.errorResultWith(lost, &brokerLostError{err: fmt.Errorf(
-					"item %s was processed but its ack was lost with the connection, and the queue was empty after reconnecting: this pod ends without an item and the Job starts another", lost.MessageID)})
+					"item %s was processed but its ack was lost with the connection, and the queue stayed empty for %s after reconnecting: this pod ends without an item, and the Job starts another",
+					lost.MessageID, formatDuration(max(a.cfg.EmptyWait, a.lostItemWait)))})
 			}
 			a.logf("queue %s is empty; nothing to do", a.cfg.Queue)
 			return Result{ExitCode: outcome.ExitOK, Outcome: outcome.Outcome{Result: outcome.ResultEmpty}}
@@ -129,10 +130,30 @@ func (a *agent) confirmEmpty() (done bool, err error) {
 	if inspectErr != nil {
 		return false, a.sessionFailed(inspectErr)
 	}
-	return ready == 0, nil
+	return ready == 0 && !a.mayGetLostItemBack(), nil
+}
+
+// mayGetLostItemBack reports items whose ack was lost and that have not come back, while the
+// broker may still hold them for the lost connection: until it notices that the connection is
+// dead they are neither ready nor anyone's, and a drain that ended now would leave them behind.
+func (a *agent) mayGetLostItemBack() bool {
+	if len(a.awaiting) == 0 {
+		return false
+	}
+	left := a.lostItemWait - time.Since(a.lostAt)
+	if left <= 0 {
+		return false
+	}
+	if !a.awaitingSaid {
+		a.awaitingSaid = true
+		a.logf("queue %s looks empty, but the broker has not given back %s whose ack was lost (it may still hold it for the lost connection); waiting up to %s for it",
+			a.cfg.Queue, items(len(a.awaiting)), formatDuration(left))
+	}
+	return true
 }
 
 func (a *agent) processCounted(it item) error {
+	delete(a.awaiting, it.messageID)
 	o, err := a.process(it)
 	a.last = o
 	var lost *ackLostError
@@ -157,6 +178,10 @@ func (a *agent) processCounted(it item) error {
 // and the agent goes on however often it happens. The broker dropping the item's channel on a
 // live connection twice means it does so whenever the item runs, and would go on doing so.
 func (a *agent) ackLost(it item, lost *ackLostError) error {
+	if a.awaiting == nil {
+		a.awaiting = make(map[string]bool)
+	}
+	a.awaiting[it.messageID], a.lostAt, a.awaitingSaid = true, time.Now(), false
 	if !lost.brokerDropsIt {
 		return nil
 	}

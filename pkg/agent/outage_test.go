@@ -167,3 +167,35 @@ while [ ! -e "$0/cut$n" ]; do sleep 0.05; done`
 	}
 	eventuallyReady(t, queue, 0)
 }
+
+// A broker cut off from the agent without hearing of it (the network failed between them) holds
+// the item whose ack was lost for the old connection until it misses the client's heartbeats.
+// The drain must not end on the queue that looks empty meanwhile and leave the item behind.
+func TestDrainWaitsForAnItemTheBrokerHoldsForTheLostConnection(t *testing.T) {
+	queue := testQueue(t, queueSpec{})
+	testbroker.Publish(t, queue, message{ID: "held", Body: []byte("x")})
+	proxiedURL, proxy := proxiedBroker(t)
+	dir := t.TempDir()
+	script := `echo x >> "$0/runs"; [ -e "$0/cut-done" ] && exit 0
+touch "$0/cutting"; while [ ! -e "$0/cut-done" ]; do sleep 0.05; done`
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: constants.ModeDrain, Command: []string{"sh", "-c", script, dir}})
+
+	waitForFile(t, filepath.Join(dir, "cutting"))
+	proxy.cutClientSide()
+	cut := time.Now()
+	time.Sleep(500 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(dir, "cut-done"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	result := run.wait(t)
+
+	if result.ExitCode != outcome.ExitOK || result.Outcome.Processed != 1 {
+		t.Fatalf("exit %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "runs"))
+	if runs := strings.Count(string(data), "x"); runs != 2 {
+		t.Fatalf("the item ran %d times, want 2: the drain ended before the broker gave it back; log:\n%s", runs, run.log)
+	}
+	t.Logf("the drain ended %s after the cut", time.Since(cut).Round(100*time.Millisecond))
+	eventuallyReady(t, queue, 0)
+}
