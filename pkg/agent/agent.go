@@ -15,7 +15,10 @@
 // outage: the agent reconnects, waiting up to Config.BrokerOutage, and carries on. A broker that
 // does not come back ends the run with outcome.ExitBrokerLost, which the Job does not count
 // against its backoff limit; one never reached ends it after Config.ConnectBudget with
-// outcome.ExitBrokerUnreachable, which it does, since that is more likely a wrong URL.
+// outcome.ExitBrokerUnreachable, which it does, since that is more likely a wrong URL. An item
+// whose ack was lost with the connection is no failure of the item's, however often it happens;
+// the agent does not take an empty queue for finished until the broker has had time to give
+// such an item back (lostItemWait).
 //
 // With Config.Results (--results QUEUE.results), every attempt settled because the command ran
 // (exit 0, a non-zero exit, a --timeout kill) first publishes an outcome.Record to that queue with
