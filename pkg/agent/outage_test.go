@@ -199,3 +199,35 @@ touch "$0/cutting"; while [ ! -e "$0/cut-done" ]; do sleep 0.05; done`
 	t.Logf("the drain ended %s after the cut", time.Since(cut).Round(100*time.Millisecond))
 	eventuallyReady(t, queue, 0)
 }
+
+// In one mode, the broker going away under the item's command is waited for too, past the
+// connect budget; the pod then does its item (here the same one, delivered again) and exits 0.
+func TestOneModeRidesThroughABrokerOutage(t *testing.T) {
+	queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 3})
+	testbroker.Publish(t, queue, message{ID: "only", Body: []byte("x")})
+	proxiedURL, proxy := proxiedBroker(t)
+	dir := t.TempDir()
+	script := `echo x >> "$0/runs"; [ -e "$0/back" ] && exit 0
+touch "$0/running"; while [ ! -e "$0/back" ]; do sleep 0.05; done`
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: constants.ModeOne, Command: []string{"sh", "-c", script, dir},
+		ConnectBudget: time.Second, BrokerOutage: time.Minute})
+
+	waitForFile(t, filepath.Join(dir, "running"))
+	proxy.down()
+	time.Sleep(500 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(dir, "back"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // past the connect budget
+	proxy.up(t)
+	result := run.wait(t)
+
+	if result.ExitCode != outcome.ExitOK || result.Outcome.Result != outcome.ResultDone || result.Outcome.MessageID != "only" {
+		t.Fatalf("exit %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "runs")); strings.Count(string(data), "x") != 2 {
+		t.Errorf("the item ran %d times, want 2", strings.Count(string(data), "x"))
+	}
+	eventuallyReady(t, queue, 0)
+	eventuallyReady(t, queue+".failed", 0)
+}
