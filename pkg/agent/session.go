@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -122,11 +123,17 @@ func (a *agent) connect() (*session, error) {
 		case attempt == 1:
 			a.logf("broker at %s not reachable yet (%v); retrying for up to %s", a.redact.URL(), err, budget)
 		}
-		if err := a.pause(min(delay, remaining), "connecting to the broker"); err != nil {
+		if err := a.pause(min(jitter(delay), remaining), "connecting to the broker"); err != nil {
 			return nil, err
 		}
 		delay = min(2*delay, maxRetryDelay)
 	}
+}
+
+// jitter spreads the retries of the many pods that lose the broker at the same moment, so that
+// they do not all knock at once while it starts up.
+func jitter(d time.Duration) time.Duration {
+	return d*3/4 + rand.N(d/2+1)
 }
 
 // pause waits, unless a signal comes first.
@@ -273,7 +280,7 @@ func (a *agent) sessionFailed(err error) error {
 			return &brokerLostError{err: fmt.Errorf("the broker at %s keeps closing the connection, for more than %s now (--broker-outage): %w",
 				a.redact.URL(), a.cfg.BrokerOutage, err)}
 		}
-		return a.pause(min(250*time.Millisecond<<min(a.sessionFailures-2, 5), maxRetryDelay), "reconnecting to the broker")
+		return a.pause(jitter(min(250*time.Millisecond<<min(a.sessionFailures-2, 5), maxRetryDelay)), "reconnecting to the broker")
 	}
 	a.logf("lost the broker connection (%v); reconnecting", err)
 	return nil
