@@ -2,7 +2,7 @@
 // runs a command for each, with the exit codes and termination message of pkg/outcome.
 //
 //	workqueue-agent [--mode one|drain] [--queue Q] [--timeout 0] [--idle 5s] [--grace 25s]
-//	                [--results Q.results] [--result-size 4096]
+//	                [--broker-outage 5m] [--results Q.results] [--result-size 4096]
 //	                [--termination-log /dev/termination-log] -- COMMAND [ARGS...]
 //	workqueue-agent copy-self DEST
 //	workqueue-agent probe HOST:PORT
@@ -88,6 +88,8 @@ func parseFlags(args []string, stderr io.Writer) (agent.Config, error) {
 	flags.DurationVar(&cfg.Timeout, "timeout", 0, "kill the command and requeue its item after this long (0: no limit)")
 	flags.DurationVar(&cfg.Idle, "idle", agent.DefaultIdle, "drain mode: exit once the queue has stayed empty this long")
 	flags.DurationVar(&cfg.Grace, "grace", agent.DefaultGrace, "after SIGTERM, how long the command may take to stop before it is killed")
+	flags.DurationVar(&cfg.BrokerOutage, "broker-outage", agent.DefaultBrokerOutage,
+		"once the agent has worked with the broker, how long it waits for a lost broker to come back before it exits 8")
 	flags.StringVar(&cfg.Results, "results", "", "publish a result record per settled attempt to this queue, normally QUEUE"+constants.ResultsSuffix+" (empty: no records)")
 	flags.IntVar(&cfg.ResultSize, "result-size", outcome.DefaultResultSize, fmt.Sprintf("with --results: the most bytes of output a record holds (1 to %d)", agent.MaxResultSize))
 	flags.StringVar(&cfg.TerminationLog, "termination-log", agent.DefaultTerminationLog, "file to write the JSON outcome to")
@@ -106,9 +108,13 @@ first publishes a result record to that queue, confirmed by the broker before th
 or given back. The record holds what the command wrote to the file named by
 WORKQUEUE_RESULT_FILE, else the end of its stdout, up to --result-size bytes.
 
+A broker lost once the agent has worked with it is waited for up to --broker-outage, and the
+agent carries on when it is back; an item whose ack was lost with it is delivered again.
+
 Exit codes: 0 done or queue empty, 3 an item failed, 4 interrupted, 5 misconfigured,
-6 broker unreachable or an ack (or result record) lost with the connection, 7 the command could not start in this
-pod (too many processes, no memory).
+6 broker unreachable from the start (within 30s), or it closes the channel under the same item
+twice, 7 the command could not start in this pod (too many processes, no memory), 8 the broker
+was lost and did not come back within --broker-outage.
 
 Flags:
 `)
@@ -119,8 +125,8 @@ Flags:
 	}
 	cfg.Mode = constants.Mode(*mode)
 	cfg.Command = flags.Args()
-	if cfg.Timeout < 0 || cfg.Idle <= 0 || cfg.Grace <= 0 {
-		err := errors.New("--timeout must not be negative; --idle and --grace must be positive")
+	if cfg.Timeout < 0 || cfg.Idle <= 0 || cfg.Grace <= 0 || cfg.BrokerOutage <= 0 {
+		err := errors.New("--timeout must not be negative; --idle, --grace and --broker-outage must be positive")
 		fmt.Fprintf(stderr, "workqueue-agent: %v\n", err)
 		return cfg, err
 	}

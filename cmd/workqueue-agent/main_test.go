@@ -151,6 +151,7 @@ func TestMisconfigurationExitsWithItsCode(t *testing.T) {
 		{"bad mode from the environment", baseEnv("BROKER_URL=amqp://u:secret-pw@h/", "QUEUE=q", "WORKQUEUE_MODE=every"), []string{"--termination-log", termLog, "--", "true"}, `unknown mode "every"`},
 		{"unknown flag", baseEnv(), []string{"--termination-log", termLog, "--broker", "amqp://x", "--", "true"}, "flag provided but not defined: -broker"},
 		{"negative timeout", baseEnv(), []string{"--termination-log", termLog, "--timeout", "-1s", "--", "true"}, "--timeout must not be negative"},
+		{"no broker outage", baseEnv(), []string{"--termination-log", termLog, "--broker-outage", "0s", "--", "true"}, "--broker-outage must be positive"},
 		{"result size 0", baseEnv(), []string{"--termination-log", termLog, "--results", "q.results", "--result-size", "0", "--", "true"}, "--result-size must be 1 to 16777216 bytes"},
 		{"result size over 16 MiB", baseEnv(), []string{"--termination-log", termLog, "--result-size", "16777217", "--", "true"}, "--result-size must be 1 to 16777216 bytes"},
 		{"results into the work queue", baseEnv("BROKER_URL=amqp://u:secret-pw@h/", "QUEUE=q"), []string{"--termination-log", termLog, "--results", "q", "--", "true"}, `use "q.results"`},
@@ -329,12 +330,12 @@ func TestUsageNamesEveryExitCode(t *testing.T) {
 		t.Fatalf("--help exited %d", code)
 	}
 	usage := stdout.String() + stderr.String()
-	for _, code := range []int{outcome.ExitOK, outcome.ExitItemFailed, outcome.ExitInterrupted, outcome.ExitMisconfigured, outcome.ExitBrokerUnreachable, outcome.ExitCannotStart} {
+	for _, code := range []int{outcome.ExitOK, outcome.ExitItemFailed, outcome.ExitInterrupted, outcome.ExitMisconfigured, outcome.ExitBrokerUnreachable, outcome.ExitCannotStart, outcome.ExitBrokerLost} {
 		if !regexp.MustCompile(fmt.Sprintf(`\b%d [a-z]`, code)).MatchString(usage) {
 			t.Errorf("the usage text does not name exit code %d:\n%s", code, usage)
 		}
 	}
-	for _, want := range []string{"-results string", "-result-size int", "(default 4096)", "WORKQUEUE_RESULT_FILE", "1 to 16777216"} {
+	for _, want := range []string{"-results string", "-result-size int", "(default 4096)", "WORKQUEUE_RESULT_FILE", "1 to 16777216", "-broker-outage duration", "(default 5m0s)"} {
 		if !strings.Contains(usage, want) {
 			t.Errorf("the usage text lacks %q:\n%s", want, usage)
 		}

@@ -11,6 +11,15 @@
 // connection is lost while the command runs, the broker delivers the item again (to this agent
 // after it reconnects, or to another pod), even if the command finished it.
 //
+// A broker lost once the agent has worked with it (its pod restarted, a cluster node gone) is an
+// outage: the agent reconnects, waiting up to Config.BrokerOutage, and carries on. A broker that
+// does not come back ends the run with outcome.ExitBrokerLost, which the Job does not count
+// against its backoff limit; one never reached ends it after Config.ConnectBudget with
+// outcome.ExitBrokerUnreachable, which it does, since that is more likely a wrong URL. An item
+// whose ack was lost with the connection is no failure of the item's, however often it happens;
+// the agent does not take an empty queue for finished until the broker has had time to give
+// such an item back (lostItemWait).
+//
 // With Config.Results (--results QUEUE.results), every attempt settled because the command ran
 // (exit 0, a non-zero exit, a --timeout kill) first publishes an outcome.Record to that queue with
 // publisher confirms; the item is acked or given back only after the confirm, and a record that
@@ -41,9 +50,13 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultIdle           = 5 * time.Second
-	DefaultGrace          = 25 * time.Second
-	DefaultConnectBudget  = 30 * time.Second
+	DefaultIdle          = 5 * time.Second
+	DefaultGrace         = 25 * time.Second
+	DefaultConnectBudget = 30 * time.Second
+	// DefaultBrokerOutage covers a RabbitMQ pod restarting in place (a node boots in 10 to
+	// 30 s) and one rescheduled to another node with its volume (a minute or two), with room to
+	// spare; waiting costs an idle pod that holds no item.
+	DefaultBrokerOutage   = 5 * time.Minute
 	DefaultEmptyWait      = time.Second
 	DefaultTerminationLog = "/dev/termination-log"
 	// MaxResultSize is the largest Config.ResultSize: a record waits in the broker's memory, and
@@ -53,6 +66,14 @@ const (
 
 // emptyPollInterval is how often one mode looks at an empty queue again within EmptyWait.
 const emptyPollInterval = 250 * time.Millisecond
+
+// lostItemWait is how long after losing an item's ack the agent waits for the broker to give
+// the item back before it takes an empty queue for finished. A restarted broker has it ready at
+// once; one that was cut off from the agent holds it for the old connection until it notices that
+// connection is dead, by missed heartbeats: the client asks for 10 s heartbeats and RabbitMQ
+// gives up on a peer after two missed ones, which took 15 s (RabbitMQ 4.0) to 30 s (3.10) in
+// the tests.
+const lostItemWait = 45 * time.Second
 
 // maxSessionFailures bounds how many times in a row a freshly opened session may fail before
 // the agent gives up, so that a broker that accepts connections but keeps closing channels
@@ -72,6 +93,9 @@ type Config struct {
 
 	// ConnectBudget is how long the agent keeps trying to reach the broker; DefaultConnectBudget when 0.
 	ConnectBudget time.Duration
+	// BrokerOutage is how long the agent waits for a broker it has worked with to come back
+	// after losing it; DefaultBrokerOutage when 0.
+	BrokerOutage time.Duration
 	// EmptyWait is how long one mode gives an empty queue before exiting; DefaultEmptyWait when 0.
 	EmptyWait time.Duration
 
@@ -121,6 +145,11 @@ type agent struct {
 
 	sess            *session
 	sessionFailures int
+	// worked: a session of this agent took an item or started a consumer, so the URL, the
+	// credentials and the queue are right; a broker lost from then on is an outage, waited for
+	// up to BrokerOutage. lostSince is when the current outage began, zero when there is none.
+	worked    bool
+	lostSince time.Time
 
 	// Drain-mode tallies and the last item's outcome.
 	processed, failed int
@@ -129,9 +158,16 @@ type agent struct {
 	// failedIDs remembers items that failed in this process, to notice a queue that hands the
 	// same failed item back with no delivery limit to end it.
 	failedIDs map[string]bool
-	// lostAcks remembers items whose ack was lost with the connection, to notice a broker that
-	// drops the channel every time the item runs.
+	// lostAcks remembers items whose ack the broker dropped with the channel, to notice a broker
+	// that drops it every time the item runs.
 	lostAcks map[string]bool
+	// awaiting holds the items whose ack was lost (the last at lostAt) and that have not come back
+	// to this agent since: a drain does not end on an empty queue while the broker may still give
+	// them back (see mayGetLostItemBack), nor does one mode before lostItemWait.
+	awaiting     map[string]bool
+	lostAt       time.Time
+	lostItemWait time.Duration
+	awaitingSaid bool
 	// resultDirReported: the agent said once that no directory for result files can be made.
 	resultDirReported bool
 }
@@ -179,6 +215,9 @@ func newAgent(cfg Config) *agent {
 	if cfg.ConnectBudget <= 0 {
 		cfg.ConnectBudget = DefaultConnectBudget
 	}
+	if cfg.BrokerOutage <= 0 {
+		cfg.BrokerOutage = DefaultBrokerOutage
+	}
 	if cfg.EmptyWait <= 0 {
 		cfg.EmptyWait = DefaultEmptyWait
 	}
@@ -201,6 +240,7 @@ func newAgent(cfg Config) *agent {
 		env:            commandEnv(os.Environ()),
 		hostname:       hostname,
 		connectionName: strings.TrimSpace("workqueue-agent " + hostname),
+		lostItemWait:   lostItemWait,
 	}
 	a.open = a.dialBroker
 	a.openRecorder = brokerRecorder

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,21 +36,38 @@ type fakeBroker struct {
 	classic       bool
 	deliveryLimit int // a message given back this many times is dead-lettered; 0 for never
 
-	loseAcks map[string]int // acks of these ids fail this many times, as when the connection drops
-	openErr  error          // every open fails with it
-	getErr   error          // every Get and Consume fails with it
-	opens    int
-	settled  []string
+	// loseAcks: acks of these ids fail this many times, the broker closing the channel under a
+	// connection that stays up, as RabbitMQ does past its consumer_timeout.
+	loseAcks map[string]int
+	// cutAcks: acks of these ids fail this many times, the connection going away under them.
+	cutAcks  map[string]int
+	cutAfter string  // the connection goes away once this id is acked
+	outage   []error // after the connection went away, the next opens fail with these in turn
+	// lostElsewhere: the item whose connection went away under it goes to another consumer.
+	lostElsewhere bool
+	// heldForTheLostConnection: the broker notices late that the connection went away, and gives
+	// its item back only after the next look at the queue (Get or Ready) found it empty.
+	heldForTheLostConnection bool
+	held                     *fakeMessage
+	// failingSessions: after the connection went away, this many sessions fail at their first Get
+	// or Consume.
+	failingSessions int
+	wasCut          bool  // the connection went away once
+	openErr         error // every open fails with it
+	getErr          error // every Get and Consume fails with it
+	opens           int
+	settled         []string
 
-	resultsMissing bool             // the results queue does not exist
-	recordErrs     map[string]error // publishing the record of these ids fails with it, once
-	records        []outcome.Record
-	dead           []string
-	session        *fakeSession
+	resultsMissing  bool             // the results queue does not exist
+	recordErrs      map[string]error // publishing the record of these ids fails with it, once
+	recordErrsAgain bool             // every time
+	records         []outcome.Record
+	dead            []string
+	session         *fakeSession
 }
 
 func newFakeBroker(ids ...string) *fakeBroker {
-	b := &fakeBroker{loseAcks: map[string]int{}, recordErrs: map[string]error{}}
+	b := &fakeBroker{loseAcks: map[string]int{}, cutAcks: map[string]int{}, recordErrs: map[string]error{}}
 	for _, id := range ids {
 		b.ready = append(b.ready, &fakeMessage{id: id})
 	}
@@ -62,7 +81,15 @@ func (b *fakeBroker) open(time.Duration) (source, error) {
 	if b.openErr != nil {
 		return nil, b.openErr
 	}
-	b.session = &fakeSession{b: b}
+	if b.wasCut && len(b.outage) > 0 {
+		err := b.outage[0]
+		b.outage = b.outage[1:]
+		return nil, err
+	}
+	b.session = &fakeSession{b: b, failing: b.wasCut && b.failingSessions > 0}
+	if b.session.failing {
+		b.failingSessions--
+	}
 	return b.session, nil
 }
 
@@ -88,7 +115,9 @@ func (r *fakeRecorder) Publish(_ context.Context, msg amqp.Publishing) error {
 		return amqp.ErrClosed
 	}
 	if err := b.recordErrs[msg.MessageId]; err != nil {
-		delete(b.recordErrs, msg.MessageId)
+		if !b.recordErrsAgain {
+			delete(b.recordErrs, msg.MessageId)
+		}
 		b.settled = append(b.settled, "record lost "+msg.MessageId)
 		return err
 	}
@@ -107,10 +136,39 @@ func (r *fakeRecorder) Publish(_ context.Context, msg amqp.Publishing) error {
 func (r *fakeRecorder) Close() {}
 
 type fakeSession struct {
-	b        *fakeBroker
-	closed   bool
-	consumer chan amqp.Delivery
-	inflight *fakeMessage
+	b             *fakeBroker
+	closed        bool
+	failing       bool // fails at its first Get or Consume
+	channelClosed bool // by the broker, under a connection that stays up
+	consumer      chan amqp.Delivery
+	inflight      *fakeMessage
+}
+
+// cutLocked is the connection going away: what the session held goes back to the queue (or to
+// another consumer), and whatever the agent does on it next fails.
+func (s *fakeSession) cutLocked() {
+	s.closed, s.b.wasCut = true, true
+	if s.inflight != nil {
+		switch {
+		case s.b.heldForTheLostConnection:
+			s.b.held = s.inflight
+		case !s.b.lostElsewhere:
+			s.inflight.returned++
+			s.b.ready = append([]*fakeMessage{s.inflight}, s.b.ready...)
+		}
+		s.inflight = nil
+	}
+	if s.consumer != nil {
+		close(s.consumer)
+		s.consumer = nil
+	}
+}
+
+func (s *fakeSession) ChannelClosedByBroker() *amqp.Error {
+	if !s.channelClosed {
+		return nil
+	}
+	return &amqp.Error{Code: amqp.PreconditionFailed, Reason: "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out", Server: true}
 }
 
 // deliver hands out the head of the queue; the caller holds b.mu.
@@ -145,7 +203,13 @@ func (s *fakeSession) Get() (amqp.Delivery, bool, error) {
 	if s.b.getErr != nil {
 		return amqp.Delivery{}, false, s.b.getErr
 	}
+	if s.closed || s.failing {
+		return amqp.Delivery{}, false, amqp.ErrClosed
+	}
 	d, ok := s.deliverLocked()
+	if !ok {
+		s.b.giveBackHeldLocked()
+	}
 	return d, ok, nil
 }
 
@@ -155,6 +219,9 @@ func (s *fakeSession) Consume(string) (<-chan amqp.Delivery, error) {
 	if s.b.getErr != nil {
 		return nil, s.b.getErr
 	}
+	if s.closed || s.failing {
+		return nil, amqp.ErrClosed
+	}
 	s.consumer = make(chan amqp.Delivery, 1)
 	s.feedLocked()
 	return s.consumer, nil
@@ -163,6 +230,9 @@ func (s *fakeSession) Consume(string) (<-chan amqp.Delivery, error) {
 func (s *fakeSession) Cancel(string) error {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
+	if s.closed {
+		return amqp.ErrClosed
+	}
 	if s.consumer != nil {
 		close(s.consumer)
 		s.consumer = nil
@@ -173,7 +243,20 @@ func (s *fakeSession) Cancel(string) error {
 func (s *fakeSession) Ready() (int, error) {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
-	return len(s.b.ready), nil
+	if s.closed {
+		return 0, amqp.ErrClosed
+	}
+	ready := len(s.b.ready)
+	s.b.giveBackHeldLocked()
+	return ready, nil
+}
+
+func (b *fakeBroker) giveBackHeldLocked() {
+	if b.held != nil {
+		b.held.returned++
+		b.ready = append([]*fakeMessage{b.held}, b.ready...)
+		b.held = nil
+	}
 }
 
 // Close gives back what the session held, as the broker does when a connection closes.
@@ -200,13 +283,27 @@ func (f *fakeAcknowledger) Ack(uint64, bool) error {
 	b := f.s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.loseAcks[f.m.id] > 0 {
+	switch {
+	case f.s.closed:
+		b.settled = append(b.settled, "ack lost "+f.m.id)
+		return amqp.ErrClosed
+	case b.loseAcks[f.m.id] > 0:
 		b.loseAcks[f.m.id]--
 		b.settled = append(b.settled, "ack lost "+f.m.id)
+		f.s.channelClosed = true
+		return amqp.ErrClosed
+	case b.cutAcks[f.m.id] > 0:
+		b.cutAcks[f.m.id]--
+		b.settled = append(b.settled, "ack lost "+f.m.id)
+		f.s.cutLocked()
 		return amqp.ErrClosed
 	}
 	b.settled = append(b.settled, "ack "+f.m.id)
 	f.s.inflight = nil
+	if f.m.id == b.cutAfter {
+		f.s.cutLocked()
+		return nil
+	}
 	f.s.feedLocked()
 	return nil
 }
@@ -219,6 +316,9 @@ func (f *fakeAcknowledger) Reject(_ uint64, requeue bool) error {
 	b := f.s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if f.s.closed {
+		return amqp.ErrClosed
+	}
 	b.settled = append(b.settled, fmt.Sprintf("reject %s requeue=%v", f.m.id, requeue))
 	f.s.inflight = nil
 	f.m.returned++
@@ -279,6 +379,12 @@ func cannotStart(errno syscall.Errno) commandResult {
 // settled, whether the agent goes on, and the exit code and outcome it reports.
 func TestDecisionPerItem(t *testing.T) {
 	loginRefused := &queue.PermanentError{Err: &queue.RefusalError{What: queue.RefusedLogin, Err: amqp.ErrCredentials}}
+	// While a broker goes down or starts up: the port is closed, or the socket closes during the
+	// login, which the client takes for a refusal of the credentials (amqp.ErrCredentials).
+	connRefused := errors.New("cannot connect to the broker: dial tcp: connect: connection refused")
+	loginInferred := loginRefused
+	loginStated := &queue.PermanentError{Err: &queue.RefusalError{What: queue.RefusedLogin,
+		Err: &amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN", Server: true}}}
 	tests := []struct {
 		name    string
 		mode    constants.Mode
@@ -293,6 +399,8 @@ func TestDecisionPerItem(t *testing.T) {
 		wantDead    []string
 		wantError   string // in the outcome's error
 		wantCounts  [2]int // drain: processed, failed
+		wantLog     []string
+		outageBound time.Duration // BrokerOutage; 2s when 0
 	}{
 		{name: "one: exit 0 acks", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker("m1", "m2") },
 			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1"}, wantRan: []string{"m1#1"}},
@@ -317,8 +425,10 @@ func TestDecisionPerItem(t *testing.T) {
 		{name: "drain: exit 0 despite a signal acks, then stops", mode: constants.ModeDrain, broker: func() *fakeBroker { return newFakeBroker("m1", "m2") },
 			results:  map[string][]commandResult{"m1": {signalled(0)}},
 			wantExit: outcome.ExitInterrupted, wantResult: outcome.ResultInterrupted, wantSettled: []string{"ack m1"}, wantRan: []string{"m1#1"}, wantCounts: [2]int{1, 0}},
-		{name: "one: a lost ack is not a success", mode: constants.ModeOne, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.loseAcks["m1"] = 1; return b },
-			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantSettled: []string{"ack lost m1"}, wantRan: []string{"m1#1"}, wantError: "did not reach the broker"},
+		{name: "one: a lost ack is not a success: the item is taken again", mode: constants.ModeOne, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.loseAcks["m1"] = 1; return b },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}},
+		{name: "one: the same ack lost twice by a closed channel stops", mode: constants.ModeOne, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.loseAcks["m1"] = 2; return b },
+			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantSettled: []string{"ack lost m1", "ack lost m1"}, wantRan: []string{"m1#1", "m1#2"}, wantError: "consumer_timeout"},
 		{name: "drain: one lost ack is redelivered and done", mode: constants.ModeDrain, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.loseAcks["m1"] = 1; return b },
 			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}, wantCounts: [2]int{1, 0}},
 		{name: "drain: the same ack lost twice stops", mode: constants.ModeDrain, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.loseAcks["m1"] = 2; return b },
@@ -375,9 +485,18 @@ func TestDecisionPerItem(t *testing.T) {
 			wantExit: outcome.ExitCannotStart, wantResult: outcome.ResultError, wantSettled: []string{"reject m1 requeue=true"}, wantRan: []string{"m1#1"}, wantError: "another pod"},
 		{name: "results: no record for an empty queue", mode: constants.ModeDrain, records: true, broker: func() *fakeBroker { return newFakeBroker() },
 			wantExit: outcome.ExitOK, wantResult: outcome.ResultEmpty},
-		{name: "results: a lost record is not a success, and the item is not acked", mode: constants.ModeOne, records: true,
+		{name: "results: a lost record is not a success, and the item is not acked but taken again", mode: constants.ModeOne, records: true,
 			broker:   func() *fakeBroker { b := newFakeBroker("m1"); b.recordErrs["m1"] = amqp.ErrClosed; return b },
-			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantSettled: []string{"record lost m1"}, wantRan: []string{"m1#1"}, wantError: "result record did not reach the broker"},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"record lost m1", "record m1#2 done", "ack m1"}, wantRan: []string{"m1#1", "m1#2"},
+			wantLog: []string{"result record did not reach the broker"}},
+		{name: "results: a record unconfirmed twice on a live connection stops", mode: constants.ModeOne, records: true,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1")
+				b.recordErrs["m1"] = fmt.Errorf("no confirm from the broker: %w", context.DeadlineExceeded)
+				b.recordErrsAgain = true
+				return b
+			},
+			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantSettled: []string{"record lost m1", "record lost m1"}, wantRan: []string{"m1#1", "m1#2"}, wantError: "for the second time"},
 		{name: "results: drain: a lost record is redelivered and done", mode: constants.ModeDrain, records: true,
 			broker:   func() *fakeBroker { b := newFakeBroker("m1"); b.recordErrs["m1"] = amqp.ErrClosed; return b },
 			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"record lost m1", "record m1#2 done", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}, wantCounts: [2]int{1, 0}},
@@ -401,6 +520,106 @@ func TestDecisionPerItem(t *testing.T) {
 			return b
 		},
 			wantExit: outcome.ExitBrokerUnreachable, wantResult: outcome.ResultError, wantError: "cannot reach the broker"},
+		{name: "outage: drain: the broker goes away between items and comes back", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2", "m3")
+				b.cutAfter, b.outage = "m1", []error{connRefused, connRefused}
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3"}, wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{3, 0},
+			wantLog: []string{"lost the broker connection", "waiting up to 2s for it to come back", "is back after"}},
+		{name: "outage: drain: a broker back at once is reconnected", mode: constants.ModeDrain,
+			broker:   func() *fakeBroker { b := newFakeBroker("m1", "m2"); b.cutAfter = "m1"; return b },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2"}, wantRan: []string{"m1#1", "m2#1"}, wantCounts: [2]int{2, 0},
+			wantLog: []string{"reconnected to the broker"}},
+		{name: "outage: drain: acks lost with the connection, however often, are not failures", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.deliveryLimit, b.cutAcks["m1"], b.outage = 2, 3, []error{connRefused}
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack lost m1", "ack lost m1", "ack m1", "ack m2"},
+			wantRan: []string{"m1#1", "m1#2", "m1#3", "m1#4", "m2#1"}, wantCounts: [2]int{2, 0}},
+		{name: "outage: one: an ack lost with the connection: the item is taken again", mode: constants.ModeOne,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1")
+				b.cutAcks["m1"], b.outage = 1, []error{connRefused}
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}},
+		{name: "outage: one: an ack lost, then an empty queue, is no completion", mode: constants.ModeOne,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1")
+				b.cutAcks["m1"], b.lostElsewhere = 1, true
+				return b
+			},
+			wantExit: outcome.ExitBrokerLost, wantResult: outcome.ResultError, wantSettled: []string{"ack lost m1"}, wantRan: []string{"m1#1"}, wantError: "the queue stayed empty for 200ms after reconnecting"},
+		{name: "outage: one: an ack lost, then an item the broker gives back late", mode: constants.ModeOne,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1")
+				b.cutAcks["m1"], b.heldForTheLostConnection = 1, true
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}},
+		{name: "outage: drain: an item the broker gives back late is waited for", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.cutAcks["m1"], b.heldForTheLostConnection = 1, true
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m2", "ack m1"}, wantRan: []string{"m1#1", "m2#1", "m1#2"}, wantCounts: [2]int{2, 0},
+			wantLog: []string{"the broker has not given back 1 item whose ack was lost"}},
+		{name: "outage: drain: an item another pod took is waited for no longer than the bound", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.cutAcks["m1"], b.lostElsewhere = 1, true
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack m2"}, wantRan: []string{"m1#1", "m2#1"}, wantCounts: [2]int{1, 0}},
+		{name: "outage: drain: a broker away past the bound ends the pod, not counted", mode: constants.ModeDrain, outageBound: 300 * time.Millisecond,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.cutAfter, b.outage = "m1", slices.Repeat([]error{connRefused}, 100)
+				return b
+			},
+			wantExit: outcome.ExitBrokerLost, wantResult: outcome.ResultError, wantSettled: []string{"ack m1"}, wantRan: []string{"m1#1"}, wantCounts: [2]int{1, 0},
+			wantError: "did not come back within 300ms (--broker-outage)"},
+		{name: "outage: one: a broker away past the bound after a lost ack ends the pod, not counted", mode: constants.ModeOne, outageBound: 300 * time.Millisecond,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1")
+				b.cutAcks["m1"], b.outage = 1, slices.Repeat([]error{connRefused}, 100)
+				return b
+			},
+			wantExit: outcome.ExitBrokerLost, wantResult: outcome.ResultError, wantSettled: []string{"ack lost m1"}, wantRan: []string{"m1#1"},
+			wantError: "did not come back within 300ms"},
+		{name: "outage: a login refusal the client inferred while the broker comes back is waited out", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.cutAfter, b.outage = "m1", []error{connRefused, loginInferred, loginInferred}
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2"}, wantRan: []string{"m1#1", "m2#1"}, wantCounts: [2]int{2, 0}},
+		{name: "outage: a login refusal the broker stated after an outage is a misconfiguration", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.cutAfter, b.outage = "m1", []error{connRefused, loginStated}
+				return b
+			},
+			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantSettled: []string{"ack m1"}, wantRan: []string{"m1#1"}, wantCounts: [2]int{1, 0}, wantError: "refused the login"},
+		{name: "outage: sessions that fail after an outage are waited for", mode: constants.ModeDrain,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.cutAfter, b.failingSessions = "m1", 3
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2"}, wantRan: []string{"m1#1", "m2#1"}, wantCounts: [2]int{2, 0}},
+		{name: "outage: sessions that keep failing after an outage end the pod at the bound, not counted", mode: constants.ModeOne, outageBound: 300 * time.Millisecond,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1")
+				b.cutAcks["m1"], b.failingSessions = 1, 100
+				return b
+			},
+			wantExit: outcome.ExitBrokerLost, wantResult: outcome.ResultError, wantSettled: []string{"ack lost m1"}, wantRan: []string{"m1#1"}, wantError: "keeps closing the connection, for more than 300ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -409,13 +628,14 @@ func TestDecisionPerItem(t *testing.T) {
 			var log strings.Builder
 			a := newAgent(Config{
 				BrokerURL: "amqp://u:secret@broker:5672/", Queue: "q", Mode: tt.mode, Command: []string{"true"},
-				Idle: 20 * time.Millisecond, EmptyWait: time.Millisecond, ConnectBudget: 300 * time.Millisecond,
+				Idle: 20 * time.Millisecond, EmptyWait: time.Millisecond, ConnectBudget: 300 * time.Millisecond, BrokerOutage: cmp.Or(tt.outageBound, 2*time.Second),
 				Log: &log, Stdout: io.Discard, Stderr: io.Discard,
 			})
 			if tt.records {
 				a.cfg.Results = "q.results"
 			}
 			a.open, a.openRecorder, a.runner = b.open, b.openRecorder, r
+			a.lostItemWait = 200 * time.Millisecond
 
 			got := a.run()
 
@@ -436,6 +656,11 @@ func TestDecisionPerItem(t *testing.T) {
 			}
 			if tt.mode == constants.ModeDrain && [2]int{got.Outcome.Processed, got.Outcome.Failed} != tt.wantCounts {
 				t.Errorf("processed, failed = %d, %d, want %v", got.Outcome.Processed, got.Outcome.Failed, tt.wantCounts)
+			}
+			for _, want := range tt.wantLog {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("the log lacks %q:\n%s", want, log.String())
+				}
 			}
 			if strings.Contains(log.String()+got.Outcome.Error, "secret") {
 				t.Errorf("the password leaked:\n%s", log.String())

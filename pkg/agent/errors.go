@@ -20,11 +20,20 @@ func misconfigured(format string, args ...any) error {
 	return &misconfiguredError{err: fmt.Errorf(format, args...)}
 }
 
-// unreachableError means the broker could not be reached within the retry budget.
+// unreachableError means the broker could not be reached within the connect budget before the
+// agent had worked with it, or keeps misbehaving in a way that a new pod may not meet.
 type unreachableError struct{ err error }
 
 func (e *unreachableError) Error() string { return e.err.Error() }
 func (e *unreachableError) Unwrap() error { return e.err }
+
+// brokerLostError means the broker went away after the agent had worked with it, and did not
+// come back within the outage bound. The URL, credentials and queue were right, so this is an
+// outage, not a fault of the Job's: the pod's failure should not count against its backoff limit.
+type brokerLostError struct{ err error }
+
+func (e *brokerLostError) Error() string { return e.err.Error() }
+func (e *brokerLostError) Unwrap() error { return e.err }
 
 // ackLostError means the command ran but its ack, or the result record that goes before it,
 // did not reach the broker, which will deliver the item again.
@@ -32,6 +41,11 @@ type ackLostError struct {
 	messageID string
 	err       error
 	record    bool // the result record was lost, so the item was not settled at all
+	// brokerDropsIt: the loss is the broker's doing on a connection that stays up (it closed
+	// the consumer's channel, as RabbitMQ does past its consumer_timeout, or did not confirm the
+	// record in time), which the item's next run would meet again; otherwise the connection
+	// went away, an outage that says nothing about the item.
+	brokerDropsIt bool
 }
 
 func (e *ackLostError) Error() string {
@@ -73,11 +87,14 @@ func (a *agent) errorResultWith(o outcome.Outcome, err error) Result {
 	o.Error = message
 	var mis *misconfiguredError
 	var cannotStart *cannotStartError
+	var lost *brokerLostError
 	switch {
 	case errors.As(err, &mis):
 		return Result{ExitCode: outcome.ExitMisconfigured, Outcome: o}
 	case errors.As(err, &cannotStart):
 		return Result{ExitCode: outcome.ExitCannotStart, Outcome: o}
+	case errors.As(err, &lost):
+		return Result{ExitCode: outcome.ExitBrokerLost, Outcome: o}
 	}
 	return Result{ExitCode: outcome.ExitBrokerUnreachable, Outcome: o}
 }

@@ -2,12 +2,15 @@ package agent
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,13 +162,27 @@ func waitForFile(t testing.TB, path string) {
 }
 
 // cutProxy forwards TCP connections to the broker and can cut them all, to simulate the
-// broker or the network going away under a connected agent.
+// broker or the network going away under a connected agent, without touching the broker that
+// other tests share. Down, it also refuses new connections, as a Service without a ready broker
+// pod does; up, it listens again on the same address. With logins dropped, it closes each
+// connection once the client has sent its credentials, as a broker going down or starting up may.
 type cutProxy struct {
-	listener net.Listener
-	target   string
+	addr   string
+	target string
 
-	mu    sync.Mutex
-	conns []net.Conn
+	mu         sync.Mutex
+	listener   net.Listener // nil while down
+	conns      []*proxiedConn
+	dropLogins bool
+}
+
+// proxiedConn is one client connection and its connection to the broker. Frames to the broker
+// are written whole under mu, so that closeChannel can slip a frame in between two of them.
+type proxiedConn struct {
+	proxy          *cutProxy
+	client, server net.Conn
+	mu             sync.Mutex
+	keepServer     atomic.Bool // the client side was cut alone: leave the broker's side open
 }
 
 func newCutProxy(t testing.TB, target string) *cutProxy {
@@ -174,16 +191,11 @@ func newCutProxy(t testing.TB, target string) *cutProxy {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	p := &cutProxy{listener: listener, target: target}
-	t.Cleanup(func() {
-		listener.Close()
-		p.cut()
-	})
-	go p.serve()
+	p := &cutProxy{addr: listener.Addr().String(), target: target, listener: listener}
+	t.Cleanup(p.down)
+	go p.serve(listener)
 	return p
 }
-
-func (p *cutProxy) addr() string { return p.listener.Addr().String() }
 
 // proxiedBroker returns the test broker's URL through a new cutProxy, and the proxy.
 func proxiedBroker(t testing.TB) (string, *cutProxy) {
@@ -193,13 +205,13 @@ func proxiedBroker(t testing.TB) (string, *cutProxy) {
 		t.Fatal(err)
 	}
 	proxy := newCutProxy(t, u.Host)
-	u.Host = proxy.addr()
+	u.Host = proxy.addr
 	return u.String(), proxy
 }
 
-func (p *cutProxy) serve() {
+func (p *cutProxy) serve(listener net.Listener) {
 	for {
-		client, err := p.listener.Accept()
+		client, err := listener.Accept()
 		if err != nil {
 			return
 		}
@@ -208,21 +220,149 @@ func (p *cutProxy) serve() {
 			client.Close()
 			continue
 		}
+		c := &proxiedConn{proxy: p, client: client, server: server}
 		p.mu.Lock()
-		p.conns = append(p.conns, client, server)
+		p.conns = append(p.conns, c)
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(server, client); server.Close() }()
+		go func() {
+			_ = c.forwardFrames()
+			if !c.keepServer.Load() {
+				server.Close()
+			}
+		}()
 		go func() { _, _ = io.Copy(client, server); client.Close() }()
 	}
 }
 
+// forwardFrames copies the client's protocol header, then its frames one by one, to the broker.
+func (c *proxiedConn) forwardFrames() error {
+	header := make([]byte, 8) // "AMQP" 0 0 9 1
+	if _, err := io.ReadFull(c.client, header); err != nil {
+		return err
+	}
+	if err := c.write(header); err != nil {
+		return err
+	}
+	for {
+		frameHeader := make([]byte, 7) // type, channel, payload size
+		if _, err := io.ReadFull(c.client, frameHeader); err != nil {
+			return err
+		}
+		size := binary.BigEndian.Uint32(frameHeader[3:])
+		frame := make([]byte, 7+int(size)+1) // and the frame-end octet
+		copy(frame, frameHeader)
+		if _, err := io.ReadFull(c.client, frame[7:]); err != nil {
+			return err
+		}
+		isStartOk := frame[0] == 1 && size >= 4 && binary.BigEndian.Uint16(frame[7:]) == 10 && binary.BigEndian.Uint16(frame[9:]) == 11
+		if isStartOk && c.proxy.droppingLogins() {
+			c.client.Close()
+			return errors.New("login dropped")
+		}
+		if err := c.write(frame); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *proxiedConn) write(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.server.Write(b)
+	return err
+}
+
+// cut closes every proxied connection; new ones are still accepted.
 func (p *cutProxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
-		c.Close()
+		c.client.Close()
+		c.server.Close()
 	}
 	p.conns = nil
+}
+
+// cutClientSide closes the client's side of every proxied connection but leaves the broker's
+// open and silent, as a network that fails between them without the broker hearing of it: the
+// broker holds what the connection held until it misses the client's heartbeats.
+func (p *cutProxy) cutClientSide() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.keepServer.Store(true)
+		c.client.Close()
+	}
+}
+
+// down cuts every proxied connection and refuses new ones until up.
+func (p *cutProxy) down() {
+	p.mu.Lock()
+	if p.listener != nil {
+		p.listener.Close()
+		p.listener = nil
+	}
+	p.mu.Unlock()
+	p.cut()
+}
+
+func (p *cutProxy) droppingLogins() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropLogins
+}
+
+// up accepts connections again, on the same address, and lets logins through.
+func (p *cutProxy) up(t testing.TB) {
+	t.Helper()
+	p.listen(t, false)
+}
+
+// upDroppingLogins accepts connections again, but closes each at the login.
+func (p *cutProxy) upDroppingLogins(t testing.TB) {
+	t.Helper()
+	p.listen(t, true)
+}
+
+func (p *cutProxy) listen(t testing.TB, dropLogins bool) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropLogins = dropLogins
+	if p.listener != nil {
+		return
+	}
+	listener, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", p.addr, err)
+	}
+	p.listener = listener
+	go p.serve(listener)
+}
+
+// closeChannel has the broker close channel 1 of every proxied connection, the consumer's, while
+// the connection stays up: what RabbitMQ does to a consumer past its consumer_timeout. It sends
+// a basic.ack of a delivery tag the broker never used, which the broker answers with
+// channel.close 406 PRECONDITION_FAILED.
+func (p *cutProxy) closeChannel(t testing.TB) {
+	t.Helper()
+	payload := binary.BigEndian.AppendUint16(nil, 60)    // class basic
+	payload = binary.BigEndian.AppendUint16(payload, 80) // method ack
+	payload = binary.BigEndian.AppendUint64(payload, 1<<40)
+	payload = append(payload, 0) // not multiple
+	frame := []byte{1, 0, 1}     // a method frame on channel 1
+	frame = binary.BigEndian.AppendUint32(frame, uint32(len(payload)))
+	frame = append(append(frame, payload...), 0xCE)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.conns) == 0 {
+		t.Fatal("closeChannel: no proxied connection")
+	}
+	for _, c := range p.conns {
+		if err := c.write(frame); err != nil {
+			t.Logf("closeChannel: %v", err)
+		}
+	}
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

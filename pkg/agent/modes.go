@@ -8,26 +8,36 @@ import (
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
 
-// one takes at most one item.
+// one takes at most one item. An item whose ack was lost with the connection is not done: the
+// agent reconnects and takes an item again, the same one if the broker hands it back here.
 func (a *agent) one() Result {
 	deadline := time.Now().Add(a.cfg.EmptyWait)
+	var lost outcome.Outcome // the last item whose ack was lost, if any
 	for {
 		if err := a.ensureSession(); err != nil {
-			return a.errorResult(err)
+			return a.errorResultWith(lost, err)
 		}
 		delivery, ok, err := a.sess.src.Get()
 		if err != nil {
 			if err := a.sessionFailed(err); err != nil {
-				return a.errorResult(err)
+				return a.errorResultWith(lost, err)
 			}
 			continue
 		}
-		a.sessionFailures = 0
+		a.sessionWorks()
 		if ok {
-			o, err := a.process(newItem(delivery))
+			it := newItem(delivery)
+			o, err := a.process(it)
 			// Done means acked: the pod did its one item, even when told to stop as it finished.
 			if o.Result == outcome.ResultDone {
 				return Result{ExitCode: outcome.ExitOK, Outcome: o}
+			}
+			if ackLost := (*ackLostError)(nil); errors.As(err, &ackLost) {
+				if err := a.ackLost(it, ackLost); err != nil {
+					return a.errorResultWith(o, err)
+				}
+				lost, deadline = o, time.Now().Add(max(a.cfg.EmptyWait, a.lostItemWait))
+				continue
 			}
 			if err != nil {
 				return a.errorResultWith(o, err)
@@ -35,14 +45,18 @@ func (a *agent) one() Result {
 			return Result{ExitCode: outcome.ExitItemFailed, Outcome: o}
 		}
 		if !time.Now().Before(deadline) {
+			if lost.Result != "" {
+				// Another pod has the item, or the broker still holds it for the lost connection;
+				// either way this pod did no item, and must not count as a completion.
+				return a.errorResultWith(lost, &brokerLostError{err: fmt.Errorf(
+					"item %s was processed but its ack was lost with the connection, and the queue stayed empty for %s after reconnecting: this pod ends without an item, and the Job starts another",
+					lost.MessageID, formatDuration(max(a.cfg.EmptyWait, a.lostItemWait)))})
+			}
 			a.logf("queue %s is empty; nothing to do", a.cfg.Queue)
 			return Result{ExitCode: outcome.ExitOK, Outcome: outcome.Outcome{Result: outcome.ResultEmpty}}
 		}
-		select {
-		case <-time.After(emptyPollInterval):
-		case sig := <-a.cfg.Signals:
-			a.logf("stopped by %s while waiting for an item", signalName(sig))
-			return a.errorResult(&interruptedError{signal: sig})
+		if err := a.pause(emptyPollInterval, "waiting for an item"); err != nil {
+			return a.errorResultWith(lost, err)
 		}
 	}
 }
@@ -116,24 +130,35 @@ func (a *agent) confirmEmpty() (done bool, err error) {
 	if inspectErr != nil {
 		return false, a.sessionFailed(inspectErr)
 	}
-	return ready == 0, nil
+	return ready == 0 && !a.mayGetLostItemBack(), nil
+}
+
+// mayGetLostItemBack reports items whose ack was lost and that have not come back, while the
+// broker may still hold them for the lost connection: until it notices that the connection is
+// dead they are neither ready nor anyone's, and a drain that ended now would leave them behind.
+func (a *agent) mayGetLostItemBack() bool {
+	if len(a.awaiting) == 0 {
+		return false
+	}
+	left := a.lostItemWait - time.Since(a.lostAt)
+	if left <= 0 {
+		return false
+	}
+	if !a.awaitingSaid {
+		a.awaitingSaid = true
+		a.logf("queue %s looks empty, but the broker has not given back %s whose ack was lost (it may still hold it for the lost connection); waiting up to %s for it",
+			a.cfg.Queue, items(len(a.awaiting)), formatDuration(left))
+	}
+	return true
 }
 
 func (a *agent) processCounted(it item) error {
+	delete(a.awaiting, it.messageID)
 	o, err := a.process(it)
 	a.last = o
 	var lost *ackLostError
 	if errors.As(err, &lost) {
-		// The broker delivers the item again, here or to another pod. Twice for the same item
-		// means the broker drops the channel while the command runs, and would go on doing so.
-		if a.lostAcks[it.messageID] {
-			return &unreachableError{err: fmt.Errorf("%w, for the second time: the broker closes the channel while the command runs, as RabbitMQ does when an item takes longer than its consumer_timeout (30 minutes by default); raise consumer_timeout or set --item-timeout below it", lost)}
-		}
-		if a.lostAcks == nil {
-			a.lostAcks = make(map[string]bool)
-		}
-		a.lostAcks[it.messageID] = true
-		return nil
+		return a.ackLost(it, lost)
 	}
 	switch o.Result {
 	case outcome.ResultDone:
@@ -146,6 +171,28 @@ func (a *agent) processCounted(it item) error {
 		a.failedIDs[it.messageID] = true
 	}
 	return err
+}
+
+// ackLost decides whether the agent goes on after an item's ack, or its record, was lost: the
+// broker delivers the item again, here or to another pod. An outage says nothing about the item,
+// and the agent goes on however often it happens. The broker dropping the item's channel on a
+// live connection twice means it does so whenever the item runs, and would go on doing so.
+func (a *agent) ackLost(it item, lost *ackLostError) error {
+	if a.awaiting == nil {
+		a.awaiting = make(map[string]bool)
+	}
+	a.awaiting[it.messageID], a.lostAt, a.awaitingSaid = true, time.Now(), false
+	if !lost.brokerDropsIt {
+		return nil
+	}
+	if a.lostAcks[it.messageID] {
+		return &unreachableError{err: fmt.Errorf("%w, for the second time: the broker closes the channel while the command runs, as RabbitMQ does when an item takes longer than its consumer_timeout (30 minutes by default); raise consumer_timeout or set --item-timeout below it", lost)}
+	}
+	if a.lostAcks == nil {
+		a.lostAcks = make(map[string]bool)
+	}
+	a.lostAcks[it.messageID] = true
+	return nil
 }
 
 // retriesForever reports an item that already failed in this agent and came back without the

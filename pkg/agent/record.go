@@ -118,7 +118,7 @@ func (a *agent) recordFailed(o outcome.Outcome, it item, subject, what string, e
 		return o, mis
 	}
 	a.logf("%s: %s, but its result record did not reach the broker (%v); not settled, the broker will deliver the item again", subject, what, err)
-	lost := &ackLostError{messageID: it.messageID, err: err, record: true}
+	lost := &ackLostError{messageID: it.messageID, err: err, record: true, brokerDropsIt: errors.Is(err, context.DeadlineExceeded)}
 	o.Error = a.redact.Redact(lost.Error())
 	if stop != nil {
 		return o, stop

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -24,6 +25,9 @@ type source interface {
 	Consume(tag string) (<-chan amqp.Delivery, error)
 	Cancel(tag string) error
 	Ready() (int, error)
+	// ChannelClosedByBroker is the broker's reason for closing the channel while the connection
+	// stayed up, or nil.
+	ChannelClosedByBroker() *amqp.Error
 	Close()
 }
 
@@ -55,7 +59,10 @@ func (a *agent) dialBroker(timeout time.Duration) (source, error) {
 	c, err := queue.DialConsumer(a.cfg.BrokerURL, a.cfg.Queue, 1,
 		queue.WithConnectionName(a.connectionName), queue.WithDialTimeout(timeout), queue.WithCoalescing(false),
 		queue.WithRetryNotice(func(err error) {
-			a.logf("the broker at %s closed the connection during login (%v); trying once more", a.redact.URL(), err)
+			// During an outage, connect has said that it waits; a line per attempt would bury it.
+			if !a.worked {
+				a.logf("the broker at %s closed the connection during login (%v); trying once more", a.redact.URL(), err)
+			}
 		}))
 	if err != nil {
 		return nil, err
@@ -63,17 +70,32 @@ func (a *agent) dialBroker(timeout time.Duration) (source, error) {
 	return c, nil
 }
 
-// connect opens a session, retrying with backoff while the broker cannot be reached, for up to
-// the connect budget. Refusals that retrying cannot fix (credentials, vhost, missing queue) end
-// it at once, and so does a signal.
+// connect opens a session, retrying with backoff while the broker cannot be reached.
+// Refusals that retrying cannot fix (credentials, vhost, missing queue) end it at once, and so
+// does a signal. Before the agent has worked with the broker it tries for the connect budget: a
+// broker never reached is more likely a wrong URL than a restart. Once it has, a lost broker is
+// an outage, waited for up to the outage bound; a refusal the client only inferred from a socket
+// closed during the login is then a broker going down or starting up, not wrong credentials.
 func (a *agent) connect() (*session, error) {
-	budget := a.cfg.ConnectBudget
-	deadline := time.Now().Add(budget)
+	outage := a.worked
+	budget, since := a.cfg.ConnectBudget, time.Now()
+	if outage {
+		budget = a.cfg.BrokerOutage
+		if !a.lostSince.IsZero() {
+			since = a.lostSince
+		}
+	}
+	deadline := since.Add(budget)
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		s, err := a.openInterruptibly(time.Until(deadline))
 		if err == nil {
-			if attempt > 1 {
+			switch {
+			case outage && attempt > 1:
+				a.logf("the broker at %s is back after %s; carrying on", a.redact.URL(), formatDuration(time.Since(since)))
+			case outage && a.sessionFailures <= 1: // the sessions after are retries, which fail at once
+				a.logf("reconnected to the broker at %s", a.redact.URL())
+			case attempt > 1:
 				a.logf("connected to the broker at %s", a.redact.URL())
 			}
 			return s, nil
@@ -83,25 +105,45 @@ func (a *agent) connect() (*session, error) {
 		if errors.As(err, &interrupted) || errors.As(err, &mis) {
 			return nil, err
 		}
-		if refusal := a.refusal(err); refusal != nil {
+		if refusal := a.refusal(err); refusal != nil && !(outage && queue.Inferred(err)) {
 			return nil, refusal
 		}
 		remaining := time.Until(deadline)
-		if remaining <= 0 {
+		switch {
+		case remaining <= 0 && outage:
+			return nil, &brokerLostError{err: fmt.Errorf(
+				"lost the broker at %s, and it did not come back within %s (--broker-outage): %w; the items this pod held go back to the queue",
+				a.redact.URL(), budget, err)}
+		case remaining <= 0:
 			return nil, &unreachableError{err: fmt.Errorf(
 				"cannot reach the broker at %s within %s: %w; check that the broker is running and that BROKER_URL names its host and port",
 				a.redact.URL(), budget, err)}
-		}
-		if attempt == 1 {
+		case attempt == 1 && outage:
+			a.logf("the broker at %s is unreachable (%v); waiting up to %s for it to come back", a.redact.URL(), err, budget)
+		case attempt == 1:
 			a.logf("broker at %s not reachable yet (%v); retrying for up to %s", a.redact.URL(), err, budget)
 		}
-		select {
-		case <-time.After(min(delay, remaining)):
-		case sig := <-a.cfg.Signals:
-			a.logf("stopped by %s while connecting to the broker", signalName(sig))
-			return nil, &interruptedError{signal: sig}
+		if err := a.pause(min(jitter(delay), remaining), "connecting to the broker"); err != nil {
+			return nil, err
 		}
 		delay = min(2*delay, maxRetryDelay)
+	}
+}
+
+// jitter spreads the retries of the many pods that lose the broker at the same moment, so that
+// they do not all knock at once while it starts up.
+func jitter(d time.Duration) time.Duration {
+	return d*3/4 + rand.N(d/2+1)
+}
+
+// pause waits, unless a signal comes first.
+func (a *agent) pause(d time.Duration, doing string) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case sig := <-a.cfg.Signals:
+		a.logf("stopped by %s while %s", signalName(sig), doing)
+		return &interruptedError{signal: sig}
 	}
 }
 
@@ -207,7 +249,7 @@ func (a *agent) ensureConsumer() error {
 		return a.ensureConsumer()
 	}
 	a.sess.deliveries, a.sess.consumerTag = deliveries, tag
-	a.sessionFailures = 0
+	a.sessionWorks()
 	return nil
 }
 
@@ -215,6 +257,10 @@ func (a *agent) ensureConsumer() error {
 // error when the agent should stop instead: the broker refused something for good, or sessions
 // keep failing right after they open. Only refusals the broker stated count here: a channel
 // that closes under a working session is a lost connection, not a refusal.
+//
+// Sessions that fail right after they open are bounded by their number before the agent has
+// worked with the broker, and by the outage bound after: a broker that is up but cannot serve the
+// queue yet (a quorum queue electing a leader) is part of an outage.
 func (a *agent) sessionFailed(err error) error {
 	a.dropSession()
 	if !queue.Inferred(err) {
@@ -223,11 +269,29 @@ func (a *agent) sessionFailed(err error) error {
 		}
 	}
 	a.sessionFailures++
-	if a.sessionFailures > maxSessionFailures {
+	if a.lostSince.IsZero() {
+		a.lostSince = time.Now()
+	}
+	switch {
+	case !a.worked && a.sessionFailures > maxSessionFailures:
 		return &unreachableError{err: fmt.Errorf("the broker at %s keeps closing the connection: %w", a.redact.URL(), err)}
+	case a.worked && a.sessionFailures > 1:
+		if time.Since(a.lostSince) > a.cfg.BrokerOutage {
+			return &brokerLostError{err: fmt.Errorf("the broker at %s keeps closing the connection, for more than %s now (--broker-outage): %w",
+				a.redact.URL(), a.cfg.BrokerOutage, err)}
+		}
+		return a.pause(jitter(min(250*time.Millisecond<<min(a.sessionFailures-2, 5), maxRetryDelay)), "reconnecting to the broker")
 	}
 	a.logf("lost the broker connection (%v); reconnecting", err)
 	return nil
+}
+
+// sessionWorks notes a session that took an item or started a consumer: whatever was lost is
+// back, and from now on a lost broker is an outage.
+func (a *agent) sessionWorks() {
+	a.sessionFailures = 0
+	a.lostSince = time.Time{}
+	a.worked = true
 }
 
 func (a *agent) dropSession() {

@@ -48,9 +48,12 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 			return a.recordFailed(o, it, subject, "done in "+formatDuration(run.duration), err, stop)
 		}
 		if err := it.delivery.Ack(false); err != nil {
-			a.logf("%s: done in %s, but the ack did not reach the broker (%v); the broker will deliver the item again", subject, formatDuration(run.duration), err)
-			a.dropSession()
 			lost := &ackLostError{messageID: it.messageID, err: err}
+			if reason := a.channelClosedByBroker(); reason != nil {
+				lost.err, lost.brokerDropsIt = reason, true
+			}
+			a.logf("%s: done in %s, but the ack did not reach the broker (%v); the broker will deliver the item again", subject, formatDuration(run.duration), lost.err)
+			a.dropSession()
 			o.Result = outcome.ResultError
 			o.Error = a.redact.Redact(lost.Error())
 			if stop != nil {
@@ -101,6 +104,18 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 		a.logf("%s: failed (%s) after %s, requeued", subject, shortFailure(run), formatDuration(run.duration))
 		return o, nil
 	}
+}
+
+// channelClosedByBroker is the broker's reason for closing the consumer's channel under a
+// connection that stays up, or nil.
+func (a *agent) channelClosedByBroker() error {
+	if a.sess == nil {
+		return nil
+	}
+	if reason := a.sess.src.ChannelClosedByBroker(); reason != nil {
+		return reason
+	}
+	return nil
 }
 
 // requeue gives the item back to the broker. It rejects rather than nacks: from RabbitMQ 4.3 a

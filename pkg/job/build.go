@@ -156,9 +156,12 @@ func podFailurePolicy(withAgent bool) *batchv1ac.PodFailurePolicyApplyConfigurat
 	if !withAgent {
 		return batchv1ac.PodFailurePolicy().WithRules(disruption)
 	}
+	// A pod that lost the broker after working with it is replaced without counting: a broker
+	// restart is no fault of the Job's. The agent bounds it (see outcome.ExitBrokerLost): its
+	// replacement must reach the broker within the connect budget, or exit 6, which counts.
 	return batchv1ac.PodFailurePolicy().WithRules(
 		onExitCodes(batchv1.PodFailurePolicyActionFailJob, outcome.ExitMisconfigured),
-		onExitCodes(batchv1.PodFailurePolicyActionIgnore, outcome.ExitInterrupted),
+		onExitCodes(batchv1.PodFailurePolicyActionIgnore, outcome.ExitInterrupted, outcome.ExitBrokerLost),
 		disruption,
 		onExitCodes(batchv1.PodFailurePolicyActionCount, outcome.ExitItemFailed, outcome.ExitBrokerUnreachable, outcome.ExitCannotStart),
 	)

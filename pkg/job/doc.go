@@ -32,11 +32,21 @@
 // exit codes from package outcome on the container "worker":
 //
 //	ExitMisconfigured (5)         → FailJob  (retrying cannot help)
-//	ExitInterrupted (4)           → Ignore   (the item was requeued; the pod is replaced)
+//	ExitInterrupted (4),
+//	ExitBrokerLost (8)            → Ignore   (the item was requeued, or the broker was lost
+//	                                          after the pod had worked with it and did not come
+//	                                          back within the agent's --broker-outage; the pod is
+//	                                          replaced)
 //	condition DisruptionTarget    → Ignore   (eviction, preemption, node drain)
 //	ExitItemFailed (3),
 //	ExitBrokerUnreachable (6),
 //	ExitCannotStart (7)           → Count    (against backoffLimit)
+//
+// Ignored pods are replaced without limit. For ExitBrokerLost the agent bounds it: the replacement
+// must reach the broker within its connect budget (30 s) or exit 6, which counts, so a broker that
+// stays away still fails the Job after backoffLimit pods; a broker that keeps coming back and
+// going away costs a full --broker-outage per pod, and activeDeadlineSeconds (run's --timeout)
+// bounds the whole.
 //
 // Without the agent the image's own exit codes mean nothing to us, so only the DisruptionTarget
 // rule is present.

@@ -341,7 +341,7 @@ func TestPodFailurePolicy(t *testing.T) {
 		}
 		want := []rule{
 			{action: batchv1.PodFailurePolicyActionFailJob, codes: []int32{outcome.ExitMisconfigured}},
-			{action: batchv1.PodFailurePolicyActionIgnore, codes: []int32{outcome.ExitInterrupted}},
+			{action: batchv1.PodFailurePolicyActionIgnore, codes: []int32{outcome.ExitInterrupted, outcome.ExitBrokerLost}},
 			{action: batchv1.PodFailurePolicyActionIgnore, cond: corev1.DisruptionTarget},
 			{action: batchv1.PodFailurePolicyActionCount, codes: []int32{outcome.ExitItemFailed, outcome.ExitBrokerUnreachable, outcome.ExitCannotStart}},
 		}

@@ -21,13 +21,25 @@ const (
 	// ExitMisconfigured: the broker refused us (bad credentials, missing queue, bad URL, no command):
 	// retrying cannot help, so the Job fails at once.
 	ExitMisconfigured = 5
-	// ExitBrokerUnreachable: the broker could not be reached within the retry budget, or an ack
-	// was lost with the connection (the item is delivered again); a new pod may succeed, so it
-	// counts against the backoff limit.
+	// ExitBrokerUnreachable: the broker could not be reached within the connect budget before
+	// the agent ever worked with it (more likely a wrong URL than an outage), or it closed the
+	// channel under the same item twice on a live connection (as past its consumer_timeout); a
+	// new pod may succeed, so it counts against the backoff limit, which ends such a Job in
+	// bounded time. Agents before ExitBrokerLost exited 6 for any broker lost mid-run too.
 	ExitBrokerUnreachable = 6
 	// ExitCannotStart: the command could not be started for a reason of this pod's (too many
 	// processes, no memory, no file descriptors); the item was requeued and a new pod may succeed.
 	ExitCannotStart = 7
+	// ExitBrokerLost: the broker went away after the agent had worked with it (so the URL,
+	// credentials and queue are right) and did not come back within the agent's
+	// --broker-outage; the items the pod held go back to the queue. An outage is no fault of the
+	// Job's, so the Job ignores such a pod and starts another: its backoff limit stays for
+	// failing items. The replacement pod must reach the broker within the connect budget or
+	// exit with ExitBrokerUnreachable, which counts, so a broker that stays away still ends the
+	// Job; only a broker that keeps coming back and going away can replace pods without end,
+	// each after a full --broker-outage, until the Job's activeDeadlineSeconds. A Job from a
+	// plugin that predates this code has no rule for it, and counts it, as it counted 6.
+	ExitBrokerLost = 8
 )
 
 // Results an agent reports for a pod.

@@ -17,6 +17,9 @@ type Consumer struct {
 	owned bool // Close closes conn too
 	ch    *amqp.Channel
 	queue string
+	// closes hears why the channel closed; closeReason keeps it once heard.
+	closes      chan *amqp.Error
+	closeReason *amqp.Error
 }
 
 // NewConsumer opens a channel on conn with the given prefetch and checks that queueName exists.
@@ -25,7 +28,7 @@ func NewConsumer(conn *amqp.Connection, queueName string, prefetch int) (*Consum
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{conn: conn, ch: ch, queue: queueName}
+	c := &Consumer{conn: conn, ch: ch, queue: queueName, closes: ch.NotifyClose(make(chan *amqp.Error, 1))}
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		c.Close()
 		return nil, err
@@ -76,6 +79,27 @@ func (c *Consumer) Cancel(tag string) error {
 func (c *Consumer) Ready() (int, error) {
 	q, err := c.ch.QueueDeclarePassive(c.queue, true, false, false, false, nil)
 	return q.Messages, err
+}
+
+// ChannelClosedByBroker returns the broker's reason for closing the channel while the connection
+// stays up, as RabbitMQ does to a consumer that holds a message past its consumer_timeout, and
+// nil when the channel is open or went with the connection (the broker or the network went
+// away). The client tells the channel's listeners before it fails an operation on the closed
+// channel, so after such a failure the reason is known.
+func (c *Consumer) ChannelClosedByBroker() *amqp.Error {
+	if c.closeReason == nil {
+		select {
+		case reason := <-c.closes:
+			c.closeReason = reason
+		default:
+		}
+	}
+	// A connection.close from the broker reaches the channel as the broker's reason too; the
+	// client marks the connection closed before it closes the channels.
+	if c.closeReason == nil || !c.closeReason.Server || c.conn.IsClosed() {
+		return nil
+	}
+	return c.closeReason
 }
 
 // Close closes the channel, and the connection when the Consumer owns it, without waiting long
