@@ -511,6 +511,13 @@ func TestDecisionPerItem(t *testing.T) {
 				return b
 			},
 			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantSettled: []string{"record lost m1"}, wantRan: []string{"m1#1"}, wantError: "kubectl workqueue run` declares it", wantCounts: [2]int{0, 0}},
+		{name: "results: drain: a record the broker nacks (its node shutting down) is redelivered and done", mode: constants.ModeDrain, records: true,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1")
+				b.recordErrs["m1"] = &queue.NackedError{Queue: "q.results"}
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"record lost m1", "record m1#2 done", "ack m1"}, wantRan: []string{"m1#1", "m1#2"}, wantCounts: [2]int{1, 0}},
 		{name: "results: a missing results queue is a misconfiguration", mode: constants.ModeOne, records: true,
 			broker:   func() *fakeBroker { b := newFakeBroker("m1"); b.resultsMissing = true; return b },
 			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantError: `results queue "q.results" does not exist`},

@@ -20,7 +20,7 @@ const recordConfirmTimeout = 30 * time.Second
 
 // recorder publishes one result record and returns once the broker confirmed it: a
 // *queue.Recorder in production, a fake in tests. Its errors are a *queue.NotStoredError when
-// the broker, still connected, refused the record.
+// the broker, still connected, refused the record, and a *queue.NackedError when it nacked it.
 type recorder interface {
 	Publish(ctx context.Context, msg amqp.Publishing) error
 	Close()
@@ -105,8 +105,9 @@ func (a *agent) record(it item, run commandResult, result, failure string) outco
 
 // recordFailed handles a record that did not reach the results queue: the item is left
 // unsettled and the session dropped, so the broker delivers the item again, as after a lost ack.
-// A broker that is connected but does not take the record (the results queue was deleted, or
-// refuses it) is a misconfiguration that every later item would meet too.
+// A broker that is connected but does not take the record (the results queue was deleted) is a
+// misconfiguration that every later item would meet too; a nack is not: RabbitMQ nacks while the
+// queue is unavailable, as when its node shuts down.
 func (a *agent) recordFailed(o outcome.Outcome, it item, subject, what string, err, stop error) (outcome.Outcome, error) {
 	a.dropSession()
 	o.Result = outcome.ResultError

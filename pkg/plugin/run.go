@@ -332,6 +332,12 @@ func (o *RunOptions) readQueue(ctx context.Context) (workqueue.QueueState, error
 // brokerConnection connects on first use and keeps the connection until Run closes it: each
 // connection through the Service costs a port-forward.
 func (o *RunOptions) brokerConnection(ctx context.Context) (*rabbitmq.Broker, error) {
+	if o.brokerConn != nil && o.brokerConn.Conn.IsClosed() {
+		// The broker pod behind the port-forward went (restarted, or a cluster node lost)
+		// while the Job ran: reach the broker again, through whichever pod serves now.
+		o.brokerConn.Close()
+		o.brokerConn = nil
+	}
 	if o.brokerConn == nil {
 		b, err := o.broker.connect(ctx, o.getter, o.namespace, o.ErrOut)
 		if err != nil {

@@ -22,8 +22,8 @@ type Recorder struct {
 }
 
 // NotStoredError says that the broker is reachable but did not store a message: it returned it
-// because no queue took it (the queue was deleted), nacked it, or closed the channel over it.
-// Retrying on a new connection cannot fix that.
+// because no queue took it (the queue was deleted), or closed the channel over it. Retrying on a
+// new connection cannot fix that.
 type NotStoredError struct {
 	Queue  string
 	Reason string
@@ -126,7 +126,18 @@ func (r *Recorder) failure(err error) error {
 	if r.ch.IsClosed() {
 		return fmt.Errorf("the channel to the broker was closed: %w", err)
 	}
-	return &NotStoredError{Queue: r.queue, Reason: "the broker nacked it"}
+	return &NackedError{Queue: r.queue}
+}
+
+// NackedError says the broker nacked a message: RabbitMQ does so when the queue cannot take it
+// for now, as while a quorum queue has no leader (its node shutting down, an election). Unlike a
+// NotStoredError it may pass on a new connection.
+type NackedError struct {
+	Queue string
+}
+
+func (e *NackedError) Error() string {
+	return fmt.Sprintf("the broker nacked the message for queue %q (it does so while the queue cannot take messages, e.g. as its node shuts down)", e.Queue)
 }
 
 // Close closes the Recorder's channel.

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -125,6 +126,23 @@ func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string
 	}
 	t.Logf("%d items delivered, %d distinct: none lost", len(got), len(seen))
 
+	// A Job whose queue loses its leader midway finishes, and every item is done.
+	c.runThroughBrokerLoss("work", 3000, func() string {
+		var status struct {
+			Broker struct {
+				Members struct{ Leader string } `json:"members"`
+			} `json:"broker"`
+		}
+		if err := json.Unmarshal([]byte(c.workqueue("", "status", "work", "-o", "json")), &status); err != nil {
+			t.Fatal(err)
+		}
+		leader := regexp.MustCompile(`@(rabbitmq-\d)\.`).FindStringSubmatch(status.Broker.Members.Leader)
+		if leader == nil {
+			t.Fatalf("no leader of queue work in status: %+v", status)
+		}
+		return leader[1]
+	})
+
 	// A cluster never shrinks by a flag.
 	if _, stderr, err := c.run(ctx, "", install("1")...); exitCode(err) == 0 || !strings.Contains(stderr, "cannot shrink") {
 		t.Errorf("install --replicas 1 over 3 nodes: %v %s", err, stderr)
@@ -147,4 +165,78 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// A Job runs on through the restart of a single broker whose queues are on a volume.
+func TestRunRidesThroughABrokerRestart(t *testing.T) { forEachBroker(t, testRunRidesThroughABrokerRestart) }
+
+func testRunRidesThroughABrokerRestart(t *testing.T, image string) {
+	c := newCluster(t)
+	class := c.localVolume("1Gi")
+	if out := c.workqueue("", "broker", "install", "--image", image, "--image-pull-policy", "Never", "--storage-class", class, "--storage-size", "1Gi"); !strings.Contains(out, "broker ready") {
+		t.Fatalf("install printed:\n%s", out)
+	}
+	c.runThroughBrokerLoss("work", 2000, func() string { return "rabbitmq-0" })
+}
+
+// runThroughBrokerLoss fills queue with n items, runs a drain Job of three pods over them, and
+// deletes the broker pod that victim names once a tenth is done. run must end with exit 0,
+// every item done at least once, nothing dead-lettered.
+func (c *cluster) runThroughBrokerLoss(queue string, n int, victim func() string) {
+	c.t.Helper()
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf("w-%05d", i)
+	}
+	c.fillItems(queue, items)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	run := c.command(ctx, "workqueue", "run", queue, "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
+		"--mode", "drain", "--parallelism", "3", "--", "cat")
+	var runOut syncBuffer
+	run.Stdout, run.Stderr = &runOut, &runOut
+	if err := run.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(time.Second) {
+		var status struct {
+			Broker struct{ Ready int } `json:"broker"`
+		}
+		out, err := c.kubectl("workqueue", "status", queue, "-o", "json")
+		if err == nil && json.Unmarshal([]byte(out), &status) == nil && status.Broker.Ready <= n*9/10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the Job never got going:\n%s", runOut.String())
+		}
+	}
+	pod := victim()
+	if err := c.client.CoreV1().Pods(c.namespace).Delete(ctx, pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Logf("deleted broker pod %s mid-run", pod)
+	if err := run.Wait(); err != nil {
+		c.t.Fatalf("run through the loss of %s: %v\n%s", pod, err, runOut.String())
+	}
+
+	done := map[string]bool{}
+	attempts := 0
+	for _, line := range strings.Split(strings.TrimSpace(c.workqueue("", "results", queue, "-o", "json")), "\n") {
+		var record struct{ Item, Result string }
+		if err := json.Unmarshal([]byte(line), &record); err != nil {
+			c.t.Fatalf("results line %q: %v", line, err)
+		}
+		attempts++
+		if record.Result == "done" {
+			done[record.Item] = true
+		}
+	}
+	if len(done) != n {
+		c.t.Fatalf("%d of %d items done after losing %s (%d records)\n%s", len(done), n, pod, attempts, runOut.String())
+	}
+	if out := c.workqueue("", "status", queue); !strings.Contains(out, "0 in "+queue+".failed") {
+		c.t.Fatalf("items were dead-lettered by the outage:\n%s", out)
+	}
+	c.t.Logf("all %d items done in %d attempts through the loss of %s; run printed:\n%s", n, attempts, pod, runOut.String())
 }
