@@ -34,7 +34,8 @@ func (e *NotStoredError) Error() string {
 }
 
 // NewRecorder opens a channel of its own on conn in confirm mode, after checking that queueName
-// exists: an error wrapping ErrNoQueue says it does not. Other errors are the client library's.
+// exists: an error wrapping ErrNoQueue says it does not (a queue whose node is down is not
+// reported so: see QueueUnavailable). Other errors are the client library's.
 func NewRecorder(conn *amqp.Connection, queueName string) (*Recorder, error) {
 	ch, err := conn.Channel()
 	if err != nil {
@@ -43,7 +44,7 @@ func NewRecorder(conn *amqp.Connection, queueName string) (*Recorder, error) {
 	if _, err := ch.QueueDeclarePassive(queueName, true, false, false, false, nil); err != nil {
 		_ = ch.Close()
 		var amqpErr *amqp.Error
-		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
+		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound && !QueueUnavailable(err) {
 			return nil, fmt.Errorf("queue %q: %w", queueName, ErrNoQueue)
 		}
 		return nil, err

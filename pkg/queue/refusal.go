@@ -75,7 +75,7 @@ func Refusal(err error, queueName, vhost string) error {
 		return refused(RefusedMechanism)
 	case amqpErr == amqp.ErrCredentials || (amqpErr.Code == amqp.AccessRefused && (isLoginRefusal(amqpErr) || queueName == "")):
 		return refused(RefusedLogin)
-	case amqpErr.Code == amqp.NotAllowed && isPassingRefusal(amqpErr):
+	case amqpErr.Code == amqp.NotAllowed && isPassingRefusal(amqpErr), QueueUnavailable(err):
 		return nil
 	case amqpErr == amqp.ErrVhost || amqpErr.Code == amqp.NotAllowed || amqpErr.Code == amqp.InvalidPath:
 		return refused(RefusedVhost)
@@ -110,6 +110,22 @@ func Inferred(err error) bool {
 func isPassingRefusal(err *amqp.Error) bool {
 	reason := strings.ToLower(err.Reason)
 	return strings.Contains(reason, "limit") || strings.Contains(reason, "is down")
+}
+
+// QueueUnavailable tells RabbitMQ's 404 for a classic queue that exists but cannot serve now:
+// its node is down or stopping (a cluster node restarting), its process crashed or timed out.
+// The texts are rabbit_amqqueue's for an absent queue.
+func QueueUnavailable(err error) bool {
+	var amqpErr *amqp.Error
+	if !errors.As(err, &amqpErr) || amqpErr.Code != amqp.NotFound {
+		return false
+	}
+	for _, absent := range []string{"is down or inaccessible", "process is stopped by supervisor", "has crashed and failed to restart", "due to timeout"} {
+		if strings.Contains(amqpErr.Reason, absent) {
+			return true
+		}
+	}
+	return false
 }
 
 func isLoginRefusal(err *amqp.Error) bool {

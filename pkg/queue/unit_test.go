@@ -225,4 +225,12 @@ func TestRefusalsSayWhatToChange(t *testing.T) {
 			t.Errorf("Refusal(%v) = %v, want nil", retryable, err)
 		}
 	}
+	// A classic queue whose node is down, while a cluster node restarts, is there and comes back.
+	nodeDown := &amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - home node 'rabbit@rabbitmq-1.rabbitmq-nodes.ns' of durable queue 'q.results' in vhost '/' is down or inaccessible", Server: true}
+	stopping := &amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - queue 'q.results' in vhost '/' process is stopped by supervisor", Server: true}
+	for _, unavailable := range []*amqp.Error{nodeDown, stopping} {
+		if err := Refusal(fmt.Errorf("declare: %w", unavailable), "q.results", "/"); err != nil || !QueueUnavailable(unavailable) {
+			t.Errorf("Refusal(%s) = %v, want nil", unavailable.Reason, err)
+		}
+	}
 }

@@ -60,12 +60,12 @@ var DefaultStorageSize = resource.MustParse("1Gi")
 type Spec struct {
 	Namespace string
 	// Name is the StatefulSet's; its pods are Name-0, Name-1...
-	Name    string
+	Name string
 	// Replicas is the number of RabbitMQ nodes, odd; 0 means 1.
 	Replicas int32
-	Service string
-	Secret  string
-	Image   string
+	Service  string
+	Secret   string
+	Image    string
 	// ImagePullPolicy may be empty: the cluster's default.
 	ImagePullPolicy corev1.PullPolicy
 	// StorageSize is the size of the claimed data volume; zero keeps the data in an emptyDir,
