@@ -82,7 +82,10 @@ func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string
 	if held >= n {
 		t.Fatalf("the fill was over before a node could be cut (%d items held)", held)
 	}
-	if err := c.client.CoreV1().Pods(c.namespace).Delete(ctx, victim, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+	// Deleted as a drain or an upgrade does, with its grace period: killed without one, a
+	// RabbitMQ 3.10 node whose peers still see its previous instance may hang at boot in Erlang's
+	// global name server ("Faking nodedown/nodeup"); the single-node test kills without grace.
+	if err := c.client.CoreV1().Pods(c.namespace).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("deleted %s, the fill's node, with %d of %d items confirmed", victim, held, n)
@@ -143,7 +146,7 @@ func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string
 			t.Fatalf("no leader of queue work in status: %+v", status)
 		}
 		return leader[1]
-	})
+	}, nil)
 
 	// A cluster never shrinks by a flag.
 	if _, stderr, err := c.run(ctx, "", install("1")...); exitCode(err) == 0 || !strings.Contains(stderr, "cannot shrink") {
@@ -180,13 +183,14 @@ func testRunRidesThroughABrokerRestart(t *testing.T, image string) {
 	if out := c.workqueue("", "broker", "install", "--image", image, "--image-pull-policy", "Never", "--storage-class", class, "--storage-size", "1Gi"); !strings.Contains(out, "broker ready") {
 		t.Fatalf("install printed:\n%s", out)
 	}
-	c.runThroughBrokerLoss("work", 2000, func() string { return "rabbitmq-0" })
+	c.runThroughBrokerLoss("work", 2000, func() string { return "rabbitmq-0" }, new(int64))
 }
 
 // runThroughBrokerLoss fills queue with n items, runs a drain Job of three pods over them, and
-// deletes the broker pod that victim names once a tenth is done. run must end with exit 0,
+// deletes the broker pod that victim names once a tenth is done, with the grace period given
+// (nil: the pod's own). run must end with exit 0,
 // every item done at least once, nothing dead-lettered.
-func (c *cluster) runThroughBrokerLoss(queue string, n int, victim func() string) {
+func (c *cluster) runThroughBrokerLoss(queue string, n int, victim func() string, grace *int64) {
 	c.t.Helper()
 	items := make([]string, n)
 	for i := range items {
@@ -216,7 +220,7 @@ func (c *cluster) runThroughBrokerLoss(queue string, n int, victim func() string
 		}
 	}
 	pod := victim()
-	if err := c.client.CoreV1().Pods(c.namespace).Delete(ctx, pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+	if err := c.client.CoreV1().Pods(c.namespace).Delete(ctx, pod, metav1.DeleteOptions{GracePeriodSeconds: grace}); err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Logf("deleted broker pod %s mid-run", pod)
