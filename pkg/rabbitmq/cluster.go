@@ -92,7 +92,9 @@ func disruptionBudget(s Spec) *policyv1ac.PodDisruptionBudgetApplyConfiguration 
 func clusterEnv(s Spec) []*corev1ac.EnvVarApplyConfiguration {
 	fromField := func(name, path string) *corev1ac.EnvVarApplyConfiguration {
 		return corev1ac.EnvVar().WithName(name).WithValueFrom(corev1ac.EnvVarSource().
-			WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath(path)))
+			// apiVersion as the API server would default it: install compares the stored
+			// container with the wanted one to tell whether applying restarts the broker.
+			WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath(path)))
 	}
 	return []*corev1ac.EnvVarApplyConfiguration{
 		fromField("POD_NAME", "metadata.name"),
