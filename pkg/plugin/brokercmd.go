@@ -259,6 +259,7 @@ func (o *BrokerInstallOptions) waitUntilServing(ctx context.Context, client kube
 			return err
 		}
 		fmt.Fprintf(o.ErrOut, "cluster of %d nodes: %s\n", len(nodes), nodeNames(nodes))
+		o.growQueues(ctx, b, client, config, nodes)
 	}
 	version, _ := b.Conn.Properties["version"].(string)
 	fmt.Fprintf(o.Out, "broker ready: RabbitMQ %s, %s; fill and run use it with the credentials in Secret %s\n", version, b.Via, o.spec.Secret)

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
 )
@@ -104,4 +106,19 @@ func nodeNames(nodes []rabbitmq.Node) string {
 		names[i] = n.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// growQueues gives the quorum queues declared before nodes joined a member on each of them. It
+// only warns when it cannot: the broker serves either way, with fewer replicas of those queues.
+func (o *BrokerInstallOptions) growQueues(ctx context.Context, b *rabbitmq.Broker, client kubernetes.Interface, config *rest.Config, nodes []rabbitmq.Node) {
+	for _, node := range nodes {
+		err := b.GrowQueues(ctx, client, config, node.Name)
+		switch {
+		case errors.Is(err, rabbitmq.ErrNotFound):
+			fmt.Fprintf(o.ErrOut, "warning: this RabbitMQ cannot grow existing quorum queues through its API (3.13 and later can): queues declared before the cluster grew keep their members until `rabbitmq-queues grow %s all` runs in a broker pod\n", node.Name)
+			return
+		case err != nil:
+			fmt.Fprintf(o.ErrOut, "warning: could not give existing quorum queues a member on %s: %v\n", node.Name, err)
+		}
+	}
 }

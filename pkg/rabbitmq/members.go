@@ -1,12 +1,15 @@
 package rabbitmq
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -116,12 +119,32 @@ func (b *Broker) QueueMembers(ctx context.Context, client kubernetes.Interface, 
 	return m, err
 }
 
-// ErrNotFound is returned (wrapped) for a queue the management API does not know.
+// ErrNotFound is returned (wrapped) for a queue the management API does not know, or an API
+// this RabbitMQ does not have.
 var ErrNotFound = errors.New("not found")
+
+// GrowQueues adds a member on node to every quorum queue of the broker's vhost that lacks one,
+// as `rabbitmq-queues grow NODE all` does: RabbitMQ does not grow a queue declared before the
+// node joined. RabbitMQ before 3.13 has no such API: the error then wraps ErrNotFound.
+func (b *Broker) GrowQueues(ctx context.Context, client kubernetes.Interface, config *rest.Config, node string) error {
+	var vhostOf string
+	return b.call(ctx, client, config, http.MethodPost, func(vhost string) string {
+		vhostOf = vhost
+		return "/api/queues/quorum/replicas/on/" + url.PathEscape(node) + "/grow"
+	}, func() any {
+		return map[string]string{"vhost_pattern": "^" + regexp.QuoteMeta(vhostOf) + "$", "queue_pattern": ".*", "strategy": "all"}
+	}, nil)
+}
 
 // getJSON reads one document of the management API, at the path that pathIn gives for the
 // broker's vhost.
 func (b *Broker) getJSON(ctx context.Context, client kubernetes.Interface, config *rest.Config, pathIn func(vhost string) string, into any) error {
+	return b.call(ctx, client, config, http.MethodGet, pathIn, nil, into)
+}
+
+// call makes one request of the management API: body, when not nil, gives what to send as JSON,
+// and into, when not nil, what to decode the answer into.
+func (b *Broker) call(ctx context.Context, client kubernetes.Interface, config *rest.Config, method string, pathIn func(vhost string) string, body func() any, into any) error {
 	base, username, password, vhost, closeForward, err := b.management(ctx, client, config)
 	if err != nil {
 		return err
@@ -130,24 +153,38 @@ func (b *Broker) getJSON(ctx context.Context, client kubernetes.Interface, confi
 	defer closeForward()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	var payload io.Reader
+	if body != nil {
+		data, err := json.Marshal(body())
+		if err != nil {
+			return err
+		}
+		payload = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, payload)
 	if err != nil {
 		return err
 	}
 	req.SetBasicAuth(username, password)
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w (%v)", ErrNoManagement, scrubURL(err))
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
-	case http.StatusOK:
+	case http.StatusOK, http.StatusNoContent, http.StatusCreated:
 	case http.StatusUnauthorized:
 		return fmt.Errorf("the management API refused user %s: it needs the management tag (rabbitmqctl set_user_tags %s management)", username, username)
-	case http.StatusNotFound:
+	case http.StatusNotFound, http.StatusMethodNotAllowed: // 405: an older RabbitMQ routes the path elsewhere
 		return fmt.Errorf("the management API has no %s: %w", strings.SplitN(path, "?", 2)[0], ErrNotFound)
 	default:
 		return fmt.Errorf("the management API answered %s", resp.Status)
+	}
+	if into == nil {
+		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
 		return fmt.Errorf("the management API's answer to %s: %w", strings.SplitN(path, "?", 2)[0], err)
