@@ -118,7 +118,7 @@ func Install(ctx context.Context, client kubernetes.Interface, s Spec) (InstallR
 	if _, err := statefulSets.Apply(ctx, objects.StatefulSet, options); err != nil {
 		undo()
 		if apierrors.IsInvalid(err) && setExisted {
-			return InstallResult{}, fmt.Errorf("the installed broker cannot change this way (a StatefulSet's volumes are fixed: keep its storage flags, or uninstall it first): %w", err)
+			return InstallResult{}, fmt.Errorf("the installed broker cannot change this way (a StatefulSet's volumes, and how its pods are named and started, are fixed once made: keep its storage flags, or uninstall it first): %w", err)
 		}
 		return InstallResult{}, fmt.Errorf("create StatefulSet %s: %w", s.Name, err)
 	}
