@@ -127,12 +127,10 @@ var ErrNotFound = errors.New("not found")
 // as `rabbitmq-queues grow NODE all` does: RabbitMQ does not grow a queue declared before the
 // node joined. RabbitMQ before 3.13 has no such API: the error then wraps ErrNotFound.
 func (b *Broker) GrowQueues(ctx context.Context, client kubernetes.Interface, config *rest.Config, node string) error {
-	var vhostOf string
-	return b.call(ctx, client, config, http.MethodPost, func(vhost string) string {
-		vhostOf = vhost
+	return b.call(ctx, client, config, http.MethodPost, func(string) string {
 		return "/api/queues/quorum/replicas/on/" + url.PathEscape(node) + "/grow"
-	}, func() any {
-		return map[string]string{"vhost_pattern": "^" + regexp.QuoteMeta(vhostOf) + "$", "queue_pattern": ".*", "strategy": "all"}
+	}, func(vhost string) any {
+		return map[string]string{"vhost_pattern": "^" + regexp.QuoteMeta(vhost) + "$", "queue_pattern": ".*", "strategy": "all"}
 	}, nil)
 }
 
@@ -142,9 +140,9 @@ func (b *Broker) getJSON(ctx context.Context, client kubernetes.Interface, confi
 	return b.call(ctx, client, config, http.MethodGet, pathIn, nil, into)
 }
 
-// call makes one request of the management API: body, when not nil, gives what to send as JSON,
-// and into, when not nil, what to decode the answer into.
-func (b *Broker) call(ctx context.Context, client kubernetes.Interface, config *rest.Config, method string, pathIn func(vhost string) string, body func() any, into any) error {
+// call makes one request of the management API: body, when not nil, gives what to send as JSON
+// for the broker's vhost, and into, when not nil, what to decode the answer into.
+func (b *Broker) call(ctx context.Context, client kubernetes.Interface, config *rest.Config, method string, pathIn func(vhost string) string, body func(vhost string) any, into any) error {
 	base, username, password, vhost, closeForward, err := b.management(ctx, client, config)
 	if err != nil {
 		return err
@@ -155,7 +153,7 @@ func (b *Broker) call(ctx context.Context, client kubernetes.Interface, config *
 	defer cancel()
 	var payload io.Reader
 	if body != nil {
-		data, err := json.Marshal(body())
+		data, err := json.Marshal(body(vhost))
 		if err != nil {
 			return err
 		}
