@@ -94,11 +94,29 @@ func (s Spec) arguments() amqp.Table {
 	return args
 }
 
-// deadLetterArguments make QUEUE.failed a classic queue: classic queues have no delivery limit
-// on any RabbitMQ version, whereas from 4.0 a quorum queue drops a message on its 21st delivery
-// unless told -1, which 3.x reads as "drop on the first return". Whoever inspects or replays
-// the dead letters may take and give them back as often as they like.
-var deadLetterArguments = amqp.Table{"x-queue-type": string(Classic)}
+// sideQueueArguments make QUEUE.failed and QUEUE.results quorum queues, replicated as the work
+// queue is: a classic queue lives on one node, and while that node is down a cluster could store
+// no dead letter and no result record, which stalls every worker. Whoever inspects or replays
+// their messages may take and give them back any number of times: RabbitMQ 4.0 and later need a
+// delivery limit of -1 for that (their default is 20), which 3.x would read as "none", and 3.x
+// has no limit unless told.
+func sideQueueArguments(conn *amqp.Connection) amqp.Table {
+	args := amqp.Table{"x-queue-type": string(Quorum)}
+	if atLeastVersion(conn, 4, 0) {
+		args["x-delivery-limit"] = int64(-1)
+	}
+	return args
+}
+
+// atLeastVersion tells whether the broker says it is version major.minor or later.
+func atLeastVersion(conn *amqp.Connection, major, minor int) bool {
+	version, _ := conn.Properties["version"].(string)
+	var gotMajor, gotMinor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &gotMajor, &gotMinor); err != nil {
+		return false
+	}
+	return gotMajor > major || (gotMajor == major && gotMinor >= minor)
+}
 
 // Declare makes sure the work queue exists. A queue that exists is used as it is unless Strict;
 // a new one is durable, and a quorum one gets a delivery limit and its dead-letter queue.
@@ -136,7 +154,7 @@ func Declare(conn *amqp.Connection, spec Spec) (declared Declared, err error) {
 		failed := DeadLetterName(spec.Name)
 		// An existing dead-letter queue is kept as it is, whatever its type: it may hold items.
 		if _, err := Depth(conn, failed); errors.Is(err, ErrNoQueue) {
-			if _, err := ch.QueueDeclare(failed, true, false, false, false, deadLetterArguments); err != nil {
+			if _, err := ch.QueueDeclare(failed, true, false, false, false, sideQueueArguments(conn)); err != nil {
 				return Declared{}, explainDeclareError(failed, err)
 			}
 			madeFailed = failed
@@ -180,14 +198,23 @@ func typeDiffers(conn *amqp.Connection, name string, want Type) (bool, error) {
 	return false, err
 }
 
-// deleteIfEmpty removes a queue that holds no message.
+// deleteIfEmpty removes a queue that holds no message. It reads the depth first rather than
+// asking the broker for an if-empty delete, which quorum queues refuse: RabbitMQ 3.x answers it
+// by closing the whole connection.
 func deleteIfEmpty(conn *amqp.Connection, name string) (int, error) {
+	ready, err := Depth(conn, name)
+	if err != nil {
+		return 0, err
+	}
+	if ready > 0 {
+		return 0, fmt.Errorf("queue %s holds %d messages", name, ready)
+	}
 	ch, err := conn.Channel()
 	if err != nil {
 		return 0, err
 	}
 	defer ch.Close()
-	return ch.QueueDelete(name, false, true, false)
+	return ch.QueueDelete(name, false, false, false)
 }
 
 // ErrNoQueue is returned (wrapped) when a queue does not exist.

@@ -204,13 +204,23 @@ func TestStrictQuorumOverAClassicQueueNamesTheTypeAndLeavesNothing(t *testing.T)
 
 // From RabbitMQ 4.0 a quorum queue without a delivery limit gets one of 20 and drops the message
 // after it. Whoever inspects the dead letters takes them and gives them back: none may go.
-func TestDeadLetterQueueKeepsAMessageGivenBackManyTimes(t *testing.T) {
+// QUEUE.failed and QUEUE.results are quorum queues, so that a cluster keeps them while a node is
+// down, and keep a message that a reader takes and gives back more often than RabbitMQ 4's
+// default delivery limit of 20.
+func TestSideQueuesAreQuorumAndKeepAMessageGivenBackManyTimes(t *testing.T) {
 	conn := connect(t)
 	name := testbroker.QueueName(t, "queue")
 	if _, err := Declare(conn, Spec{Name: name, Type: Quorum, MaxAttempts: 1}); err != nil {
 		t.Fatal(err)
 	}
-	failed := DeadLetterName(name)
+	if _, err := DeclareResults(conn, name); err != nil {
+		t.Fatal(err)
+	}
+	for _, side := range []string{DeadLetterName(name), ResultsName(name)} {
+		if differs, err := typeDiffers(conn, side, Quorum); err != nil || differs {
+			t.Errorf("%s is not a quorum queue (%v)", side, err)
+		}
+	}
 	if _, err := Publish(context.Background(), conn, name, &sliceSource{bodies: []string{"poison"}}, PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -226,22 +236,35 @@ func TestDeadLetterQueueKeepsAMessageGivenBackManyTimes(t *testing.T) {
 	if err := msg.Reject(true); err != nil { // MaxAttempts 1: the first give-back dead-letters it
 		t.Fatal(err)
 	}
+	giveBackManyTimes(t, ch, DeadLetterName(name), "poison")
+
+	if _, err := Publish(context.Background(), conn, ResultsName(name), &sliceSource{bodies: []string{"record"}}, PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	giveBackManyTimes(t, ch, ResultsName(name), "record")
+}
+
+// giveBackManyTimes takes the one message of queue and gives it back 25 times with a reject, which
+// RabbitMQ 4 counts towards a delivery limit, then acks it.
+func giveBackManyTimes(t *testing.T, ch *amqp.Channel, queue, body string) {
+	t.Helper()
 	const givenBack = 25
 	for i := 0; i <= givenBack; i++ {
 		var msg amqp.Delivery
 		var ok bool
+		var err error
 		for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); {
-			if msg, ok, err = ch.Get(failed, false); err != nil {
-				t.Fatalf("get %d from %s: %v", i, failed, err)
+			if msg, ok, err = ch.Get(queue, false); err != nil {
+				t.Fatalf("get %d from %s: %v", i, queue, err)
 			} else if !ok {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
 		if !ok {
-			t.Fatalf("%s lost its dead letter after it was given back %d times", failed, i)
+			t.Fatalf("%s lost its message after it was given back %d times", queue, i)
 		}
-		if string(msg.Body) != "poison" {
-			t.Fatalf("got %q from %s", msg.Body, failed)
+		if string(msg.Body) != body {
+			t.Fatalf("got %q from %s", msg.Body, queue)
 		}
 		if i < givenBack {
 			err = msg.Reject(true)
@@ -360,16 +383,6 @@ func withPassword(t testing.TB, rawURL, password string) string {
 	}
 	u.User = url.UserPassword(u.User.Username(), password)
 	return u.String()
-}
-
-// atLeastVersion tells whether the broker says it is version major.minor or later.
-func atLeastVersion(conn *amqp.Connection, major, minor int) bool {
-	version, _ := conn.Properties["version"].(string)
-	var gotMajor, gotMinor int
-	if _, err := fmt.Sscanf(version, "%d.%d", &gotMajor, &gotMinor); err != nil {
-		return false
-	}
-	return gotMajor > major || (gotMajor == major && gotMinor >= minor)
 }
 
 func TestMandatoryReturnIsAnErrorNamingTheItem(t *testing.T) {

@@ -226,6 +226,14 @@ func Build(s Spec) (Objects, error) {
 			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString(amqpPortName))).
 			WithInitialDelaySeconds(5).
 			WithPeriodSeconds(5)).
+		// A node whose boot hangs is restarted, which frees it: Debian's RabbitMQ 3.10.8 on
+		// Erlang 25.1 and later can hang for good when it rejoins its cluster (rabbitmq-server
+		// issue 6034, fixed in later 3.10 releases), and a second boot joins at once. The bound is
+		// RabbitMQ's own wait for its peers at boot (10 × 30 s), after which it stops by itself.
+		WithStartupProbe(corev1ac.Probe().
+			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString(amqpPortName))).
+			WithPeriodSeconds(startupProbePeriod).
+			WithFailureThreshold(startupProbeFailures)).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolume).WithMountPath(dataPath), configMount()).
 		WithSecurityContext(containerSecurity())
 	if s.ImagePullPolicy != "" {

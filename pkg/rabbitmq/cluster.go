@@ -32,6 +32,10 @@ const (
 	// gives up and starts a cluster of its own; the install then reports the split.
 	joinRetries       = 120
 	joinRetryInterval = "1000"
+	// startupProbeFailures × startupProbePeriod seconds is how long a node may take to open
+	// its AMQP port before it is restarted.
+	startupProbePeriod   = 10
+	startupProbeFailures = 30
 )
 
 // NodesService is the headless Service that gives each node its DNS name.

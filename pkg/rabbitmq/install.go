@@ -145,6 +145,8 @@ func losesQueues(existing *appsv1.StatefulSet, objects Objects) bool {
 	return have.Image != want.Image || have.ImagePullPolicy != want.ImagePullPolicy ||
 		!equality.Semantic.DeepEqual(have.Env, want.Env) ||
 		!equality.Semantic.DeepEqual(have.Resources, want.Resources) ||
+		// A broker installed before the startup probe existed restarts to get it.
+		(have.StartupProbe == nil) != (want.StartupProbe == nil) ||
 		len(wanted.Spec.VolumeClaimTemplates) > 0
 }
 

@@ -454,6 +454,19 @@ func TestInstallRefusesToRestartARunningEphemeralBroker(t *testing.T) {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}
+
+	// A broker installed by a plugin from before the startup probe would restart to get it.
+	set, err := client.AppsV1().StatefulSets(spec.Namespace).Get(ctx, spec.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Spec.Template.Spec.Containers[0].StartupProbe = nil
+	if _, err := client.AppsV1().StatefulSets(spec.Namespace).Update(ctx, set, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Install(ctx, client, bigger); err == nil || !strings.Contains(err.Error(), "lose every queue") {
+		t.Errorf("a broker without the startup probe: got %v", err)
+	}
 }
 
 // Two brokers in one namespace need their own Services; neither takes the other's over, and

@@ -19,13 +19,8 @@ import (
 // A broker scaled from one node to three: the nodes form one cluster around the first, which
 // keeps its queues; a new queue gets a member on every node; a fill that loses its broker pod
 // midway loses no item.
-//
-// On RabbitMQ 4.0 only: on 3.10 (Debian's 3.10.8) a deleted node hung at its restart in two of
-// five runs, even deleted with its grace period, its log ending in Erlang's global name server
-// "Faking nodedown/nodeup" with a peer; the other three passed. Until that is understood, a
-// cluster of 3.10 nodes is not claimed to survive losing one.
 func TestBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T) {
-	t.Run("rabbitmq-4.0.5", func(t *testing.T) { testBrokerScaledToThreeNodesLosesNoItemWithANode(t, rabbitmq4Image) })
+	forEachBroker(t, testBrokerScaledToThreeNodesLosesNoItemWithANode)
 }
 
 func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string) {
@@ -102,13 +97,13 @@ func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string
 		skip, _ := strconv.Atoi(m[1])
 		t.Logf("fill stopped when %s went; resuming with --skip %d once it is back", victim, skip)
 		// Until then a queue whose leader it was may refuse items (RabbitMQ 3.10 nacks them).
-		c.waitForPodReady(victim, 6*time.Minute)
+		c.waitForPodReady(victim, brokerNodeReturn)
 		c.workqueue("", "fill", "spread", "--from-file", items, "--skip", m[1])
 	} else {
 		t.Logf("fill finished through the loss of %s", victim)
 	}
 
-	c.waitForPodReady(victim, 6*time.Minute)
+	c.waitForPodReady(victim, brokerNodeReturn)
 	// RabbitMQ 3.13 and later grow the queues of the first node onto the new ones; 3.10 cannot.
 	wantMembers := "members of queue early: 3 of 3 online"
 	if image == rabbitmq3Image {
@@ -117,16 +112,8 @@ func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string
 			t.Errorf("install on 3.10 did not say how to grow the existing queues:\n%s", stderr)
 		}
 	}
-	if out := c.workqueue("", "status", "early"); !strings.Contains(out, "Queue early: 3 ready") || !strings.Contains(out, wantMembers) {
-		t.Errorf("the first node's queue after scaling, want %q:\n%s", wantMembers, out)
-	}
-	out = c.workqueue("", "status", "spread")
-	t.Logf("status:\n%s", out)
-	for _, want := range []string{"Broker: 3 nodes, 3 running", "members of queue spread: 3 of 3 online"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("status lacks %q:\n%s", want, out)
-		}
-	}
+	c.waitForStatus("early", time.Minute, "Queue early: 3 ready", wantMembers)
+	t.Logf("status:\n%s", c.waitForStatus("spread", time.Minute, "Broker: 3 nodes, 3 running", "members of queue spread: 3 of 3 online"))
 
 	got := c.drainQueue("spread")
 	seen := map[string]bool{}
@@ -164,6 +151,33 @@ func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string
 	// A cluster never shrinks by a flag.
 	if _, stderr, err := c.run(ctx, "", install("1")...); exitCode(err) == 0 || !strings.Contains(stderr, "cannot shrink") {
 		t.Errorf("install --replicas 1 over 3 nodes: %v %s", err, stderr)
+	}
+}
+
+// brokerNodeReturn bounds how long a deleted broker node takes to be ready again: its start-up
+// probe restarts a node that hangs at boot after 5 minutes (RabbitMQ 3.10.8 on Erlang 25 may),
+// and the second boot takes about a minute on this machine.
+const brokerNodeReturn = 8 * time.Minute
+
+// waitForStatus waits until status QUEUE prints every one of want, and returns what it printed:
+// just after a node is back, the management API may still count its queue members as offline.
+func (c *cluster) waitForStatus(queue string, timeout time.Duration, want ...string) string {
+	c.t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(2 * time.Second) {
+		out := c.workqueue("", "status", queue)
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return out
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("status %s lacks %q after %s:\n%s", queue, missing, timeout, out)
+		}
 	}
 }
 

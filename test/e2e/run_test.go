@@ -189,13 +189,13 @@ func testRunFailingItemIsDeadLetteredAndNamed(t *testing.T, brokerImage string) 
 		t.Fatalf("purge --yes printed:\n%s", out)
 	}
 
-	// What fill declared, as the broker holds it: dead letters at least once, into a classic
-	// queue that has no delivery limit, and a consumer timeout far above the broker's 30 minutes.
+	// What fill declared, as the broker holds it: dead letters at least once, into a quorum
+	// queue, and a consumer timeout far above the broker's 30 minutes.
 	queues := c.brokerExec("rabbitmqctl", "-q", "list_queues", "--no-table-headers", "name", "type", "arguments")
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^fails\s+quorum\s+.*x-dead-letter-strategy","at-least-once".*$`),
 		regexp.MustCompile(`(?m)^fails\s+quorum\s+.*x-consumer-timeout",86400000.*$`),
-		regexp.MustCompile(`(?m)^fails\.failed\s+classic\s`),
+		regexp.MustCompile(`(?m)^fails\.failed\s+quorum\s`),
 	} {
 		if !want.MatchString(queues) {
 			t.Errorf("the broker's queues do not match %s:\n%s", want, queues)
