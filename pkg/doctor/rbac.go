@@ -37,6 +37,7 @@ var RunnerPermissions = []Permission{
 	{"batch", "jobs", "", "create"}, {"batch", "jobs", "", "patch"}, {"batch", "jobs", "", "delete"},
 	{"", "events", "", "list"}, {"", "events", "", "watch"},
 	{"", "pods", "log", "get"},
+	{"", "resourcequotas", "", "list"},
 }
 
 // permissions asks the API server which of RunnerPermissions the caller lacks.

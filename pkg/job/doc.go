@@ -19,7 +19,7 @@
 // Job spec:
 //
 //	completions:             Spec.Completions in mode one (the queue depth); unset in mode drain
-//	parallelism:             Spec.Parallelism (default 2)
+//	parallelism:             Spec.Parallelism (default 2; run picks it with PickParallelism)
 //	backoffLimit:            completions×MaxAttempts (one) or parallelism×MaxAttempts (drain), at least 6
 //	podReplacementPolicy:    Failed (a terminating pod may still be finishing an item)
 //	ttlSecondsAfterFinished: Spec.TTLAfterFinished (default 86400)

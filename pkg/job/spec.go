@@ -15,6 +15,10 @@ import (
 
 // Defaults applied by Build to zero fields of a Spec.
 const (
+	// DefaultParallelism is also the most pods run starts when not asked (PickParallelism): two
+	// as in Kubernetes' example. Nothing tells run what a pod costs, and a shared namespace
+	// without a quota has nothing else to stop a large default; run says what it picked and how
+	// to ask for more, so a higher number is one flag away.
 	DefaultParallelism      int32 = 2
 	DefaultMaxAttempts      int32 = 3
 	DefaultTTLAfterFinished int32 = 24 * 60 * 60

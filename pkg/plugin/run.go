@@ -79,16 +79,17 @@ type RunOptions struct {
 	Detach          bool
 	Logs            bool
 
-	PrintFlags  *genericclioptions.PrintFlags
-	printer     printers.ResourcePrinter
-	dryRun      workqueue.DryRun
-	completions int32
-	broker      brokerFlags
-	brokerConn  *rabbitmq.Broker
-	namespace   string
-	spec        job.Spec
-	getter      ClientGetter
-	stderrTTY   func() bool
+	PrintFlags       *genericclioptions.PrintFlags
+	printer          printers.ResourcePrinter
+	dryRun           workqueue.DryRun
+	completions      int32
+	parallelismGiven bool
+	broker           brokerFlags
+	brokerConn       *rabbitmq.Broker
+	namespace        string
+	spec             job.Spec
+	getter           ClientGetter
+	stderrTTY        func() bool
 	genericiooptions.IOStreams
 }
 
@@ -98,7 +99,6 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 		IOStreams:   streams,
 		getter:      getter,
 		Mode:        string(constants.ModeOne),
-		Parallelism: job.DefaultParallelism,
 		Completions: -1,
 		MaxAttempts: job.DefaultMaxAttempts,
 		AgentImage:  DefaultAgentImage(version),
@@ -119,6 +119,9 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 			and finally moved to QUEUE.failed. Without a COMMAND, the image's own entrypoint runs
 			with BROKER_URL and QUEUE set, as in Kubernetes' work-queue example.
 
+			Without --parallelism, run starts a pod per item, at most 2 at a time, and no more than
+			the namespace's ResourceQuotas leave room for; it says what it picked and why.
+
 			The exit code is 0 only when every item was processed (see the README for the others).
 			With -o json or -o yaml, the final report is one document on stdout and everything
 			else goes to stderr; with --dry-run or --detach, -o prints the Job instead.`),
@@ -131,8 +134,8 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 	f := cmd.Flags()
 	f.StringVar(&o.Image, "image", "", "The image that processes the items (required)")
 	f.StringVar(&o.Name, "name", "", "The Job's name (default: the queue's name)")
-	f.StringVar(&o.Mode, "mode", o.Mode, "one: one item per pod, completions = the items in the queue; drain: each pod takes items until the queue stays empty")
-	f.Int32Var(&o.Parallelism, "parallelism", o.Parallelism, "Pods running at once")
+	f.StringVar(&o.Mode, "mode", o.Mode, "one: one item per pod, completions = the items in the queue; drain: each pod takes items until the queue stays empty (faster when an item takes less than a pod's start-up)")
+	f.Int32Var(&o.Parallelism, "parallelism", 0, fmt.Sprintf("Pods running at once (default: one per item, at most %d, within the namespace's ResourceQuotas)", job.DefaultParallelism))
 	f.Int32Var(&o.Completions, "completions", o.Completions, "Pods that must succeed in mode one (default: the queue's ready items when the Job is created)")
 	f.BoolVar(&o.AllowEmpty, "allow-empty", false, "Run even when the queue is empty")
 	f.Int32Var(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "Attempts per item the queue allows (as given to fill); sizes the Job's backoffLimit")
@@ -198,6 +201,8 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 	if cmd.Flags().Changed("run-as-user") {
 		runAsUser = &o.RunAsUser
 	}
+	// Left at 0, Launch picks it once it knows the items.
+	o.parallelismGiven = cmd.Flags().Changed("parallelism")
 	o.spec = job.Spec{
 		Name:            o.Name,
 		Namespace:       o.namespace,
@@ -239,7 +244,7 @@ func (o *RunOptions) Validate() error {
 	if err := queue.ValidateName(o.Queue); err != nil {
 		return err
 	}
-	if o.Parallelism < 1 {
+	if o.parallelismGiven && o.Parallelism < 1 {
 		return errors.New("--parallelism must be at least 1")
 	}
 	if o.Completions < -1 {
@@ -297,6 +302,12 @@ func (o *RunOptions) Run(ctx context.Context) error {
 	}
 	if err != nil {
 		return withConflictHint(err)
+	}
+	if launched.Picked != nil {
+		fmt.Fprintln(o.ErrOut, describePick(*launched.Picked, o.spec.Mode, o.Completions >= 0))
+	}
+	if hint := modeHint(launched.Spec); hint != "" {
+		fmt.Fprintln(o.ErrOut, hint)
 	}
 	switch o.dryRun {
 	case workqueue.DryRunClient:

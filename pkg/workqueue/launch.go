@@ -27,7 +27,8 @@ const (
 
 // LaunchRequest is what Launch needs besides the cluster.
 type LaunchRequest struct {
-	// Spec is the Job to make; its Completions is set by Launch.
+	// Spec is the Job to make; its Completions is set by Launch, and so is its Parallelism when
+	// 0 (the user gave none): see Launched.Picked.
 	Spec job.Spec
 	// Completions is how many pods must succeed in mode one; below 0, the queue's ready items.
 	Completions int32
@@ -63,6 +64,8 @@ func (req LaunchRequest) applyOptions() metav1.ApplyOptions {
 type Launched struct {
 	Spec  job.Spec   // as launched, with Completions set in mode one
 	State QueueState // the queue when the Job was made; UnknownQueueState when not read
+	// Picked is how Launch chose the parallelism that the request left at 0; nil when it was given.
+	Picked *job.ParallelismPick
 	// Apply is the Job as built; with DryRunClient it is all there is.
 	Apply *batchv1ac.JobApplyConfiguration
 	// Job is the created Job, or the API server's answer to a server dry run.
@@ -70,8 +73,9 @@ type Launched struct {
 }
 
 // Launch makes the Job for a queue: it refuses a Job of that name that still runs (and one that
-// finished, unless Replace), sizes completions from the queue, and applies the Secret with the
-// pods' BROKER_URL and the Job by server-side apply, the Job owning the Secret.
+// finished, unless Replace), sizes completions from the queue (and parallelism, when not given,
+// from the items and the namespace's quotas), and applies the Secret with the pods' BROKER_URL
+// and the Job by server-side apply, the Job owning the Secret.
 func Launch(ctx context.Context, client kubernetes.Interface, req LaunchRequest) (Launched, error) {
 	spec := req.Spec
 	var existing *batchv1.Job
@@ -111,11 +115,16 @@ func Launch(ctx context.Context, client kubernetes.Interface, req LaunchRequest)
 		}
 		spec.Completions = &completions
 	}
+	var picked *job.ParallelismPick
+	if spec.Parallelism == 0 {
+		pick := pickParallelism(ctx, client, spec, state, req.DryRun)
+		spec.Parallelism, picked = pick.Parallelism, &pick
+	}
 	apply, err := job.Build(spec)
 	if err != nil {
 		return Launched{}, OneLine(err)
 	}
-	launched := Launched{Spec: spec, State: state, Apply: apply}
+	launched := Launched{Spec: spec, State: state, Picked: picked, Apply: apply}
 	switch req.DryRun {
 	case DryRunClient:
 		return launched, nil
