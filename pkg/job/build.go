@@ -248,6 +248,9 @@ func agentCommand(s Spec) []string {
 	if s.ItemTimeout > 0 {
 		command = append(command, "--timeout="+s.ItemTimeout.String())
 	}
+	if s.BrokerOutage > 0 {
+		command = append(command, "--broker-outage="+s.BrokerOutage.String())
+	}
 	if s.ResultSize > 0 {
 		command = append(command, "--results="+s.Queue+constants.ResultsSuffix, "--result-size="+strconv.Itoa(s.ResultSize))
 	}

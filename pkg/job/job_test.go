@@ -197,6 +197,8 @@ func TestValidateErrors(t *testing.T) {
 		{"bad service account", func(s *Spec) { s.ServiceAccount = "Runner" }, `service account "Runner"`},
 		{"bad pull policy", func(s *Spec) { s.ImagePullPolicy = "Sometimes" }, `image pull policy "Sometimes" is not known`},
 		{"item timeout without agent", func(s *Spec) { s.ItemTimeout = time.Minute }, "an item timeout of 1m0s needs the agent"},
+		{"negative broker outage", func(s *Spec) { s.BrokerOutage = -time.Second }, "broker outage is -1s"},
+		{"broker outage without agent", func(s *Spec) { s.BrokerOutage = time.Minute }, "a broker outage bound of 1m0s needs the agent"},
 		{"command without agent image", func(s *Spec) { s.Command = []string{"true"} }, "set --agent-image"},
 		{"no secret name", func(s *Spec) { s.BrokerSecret.Name = "" }, "broker secret name is empty"},
 		{"bad secret name", func(s *Spec) { s.BrokerSecret.Name = "Broker_Secret" }, `broker secret name "Broker_Secret"`},
@@ -463,6 +465,12 @@ func TestAgentCommand(t *testing.T) {
 	spec.Mode, spec.Completions = constants.ModeDrain, nil
 	worker = mustBuild(t, spec).Spec.Template.Spec.Containers[0]
 	if want := []string{AgentPath, "--mode=drain", "--"}; !slices.Equal(worker.Command[:3], want) {
+		t.Errorf("worker command = %q, want it to start with %q", worker.Command, want)
+	}
+
+	spec.BrokerOutage = 90 * time.Second
+	worker = mustBuild(t, spec).Spec.Template.Spec.Containers[0]
+	if want := []string{AgentPath, "--mode=drain", "--broker-outage=1m30s", "--"}; !slices.Equal(worker.Command[:4], want) {
 		t.Errorf("worker command = %q, want it to start with %q", worker.Command, want)
 	}
 }

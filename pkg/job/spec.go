@@ -50,6 +50,9 @@ type Spec struct {
 	// backoffLimit so that every item can fail its pod that many times before the Job gives up.
 	MaxAttempts int32
 	ItemTimeout time.Duration // passed to the agent as --timeout; 0 means none
+	// BrokerOutage is how long the agent waits for a lost broker to come back before its pod
+	// exits 8 (which the Job ignores); 0 means the agent's default.
+	BrokerOutage time.Duration
 	// ResultSize, when above 0, has the agent publish a result record per settled attempt to
 	// QUEUE.results, holding up to this many bytes of the command's result (needs Command).
 	ResultSize       int
@@ -162,6 +165,9 @@ func (s Spec) Validate() error {
 	if d.ItemTimeout < 0 {
 		add("item timeout is %s: use a positive duration, or 0 for none", d.ItemTimeout)
 	}
+	if d.BrokerOutage < 0 {
+		add("broker outage is %s: use a positive duration, or leave it out for the agent's 5m", d.BrokerOutage)
+	}
 	if d.ActiveDeadline < 0 {
 		add("job deadline is %s: use a positive duration, or 0 for none", d.ActiveDeadline)
 	}
@@ -194,6 +200,9 @@ func (s Spec) Validate() error {
 	}
 	if len(d.Command) == 0 && d.ResultSize > 0 {
 		add("result records come from the agent, which runs only with a command after --: give the command, or turn results off")
+	}
+	if len(d.Command) == 0 && d.BrokerOutage > 0 {
+		add("a broker outage bound of %s needs the agent, which runs only with a command after --: give the command, or drop --broker-outage", d.BrokerOutage)
 	}
 	if len(d.Command) == 0 && d.ItemTimeout > 0 {
 		add("an item timeout of %s needs the agent, which runs only with a command after --: give the command, or drop the item timeout", d.ItemTimeout)

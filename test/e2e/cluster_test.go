@@ -228,7 +228,7 @@ func (c *cluster) runThroughBrokerLoss(queue string, n int, victim func() string
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	run := c.command(ctx, "workqueue", "run", queue, "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
-		"--mode", "drain", "--parallelism", "3", "--", "cat")
+		"--mode", "drain", "--parallelism", "3", "--broker-outage", "6m", "--", "cat")
 	var runOut syncBuffer
 	run.Stdout, run.Stderr = &runOut, &runOut
 	if err := run.Start(); err != nil {

@@ -4,9 +4,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // A namespace that enforces the "restricted" Pod Security Standard, as many production clusters
@@ -84,5 +89,55 @@ func TestRefusedPodsEndInstallAndRun(t *testing.T) {
 	}
 	if n := strings.Count(out, "Warning: would violate PodSecurity"); n != 1 || strings.Contains(out, "warnings.go") {
 		t.Errorf("the API server's warning was printed %d times, or as a klog line", n)
+	}
+}
+
+// Without --parallelism, run sizes the Job itself: no more pods than items, and no more than the
+// namespace's quota leaves room for, saying which bound it took. A Job of many items in mode
+// one gets the hint that drain mode pays the pod start-up once per pod.
+func TestRunPicksItsParallelismWithinTheQuota(t *testing.T) {
+	c := newCluster(t)
+	c.deployBroker()
+	if out, err := c.kubectl("create", "quota", "two-pods", "--hard=pods=2"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// The quota controller counts the broker's pod a moment after the quota is made; until then
+	// the quota has no used figures, and the room would be read as 2.
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		q, err := c.client.CoreV1().ResourceQuotas(c.namespace).Get(ctx, "two-pods", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		used := q.Status.Used[corev1.ResourcePods]
+		return used.Value() == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("the quota never counted the broker's pod: %v", err)
+	}
+
+	items := make([]string, 120)
+	for i := range items {
+		items[i] = fmt.Sprintf("p-%03d", i)
+	}
+	c.fillItems("sized", items)
+	_, stderr, err := c.run(context.Background(), "", "workqueue", "run", "sized", "--image", busyboxImage, "--agent-image", agentImage, "--dry-run=server", "--", "cat")
+	for _, want := range []string{
+		"parallelism 1 (default 2; 120 items ready; quota two-pods allows 1 more pod): set --parallelism to choose",
+		"hint: --mode one starts a pod for each of the 120 items",
+	} {
+		if err != nil || !strings.Contains(stderr, want) {
+			t.Errorf("run --dry-run=server over 120 items, want %q: %v\n%s", want, err, stderr)
+		}
+	}
+	c.workqueue("", "purge", "sized", "--yes")
+
+	c.fillItems("sized", []string{"a", "b", "c"})
+	out, err := c.runWorkqueue("sized", "--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage, "--", "cat")
+	if err != nil || !strings.Contains(out, "parallelism 1 (default 2; 3 items ready; quota two-pods allows 1 more pod)") ||
+		!strings.Contains(out, "all items of queue sized processed") || strings.Contains(out, "hint:") {
+		t.Fatalf("run within a quota of one more pod: %v\n%s", err, out)
+	}
+	if p := c.job("sized").Spec.Parallelism; p == nil || *p != 1 {
+		t.Errorf("the Job's parallelism is %v, want 1", p)
 	}
 }
