@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,7 +154,25 @@ func (o *StatusOptions) printQueue(ctx context.Context) error {
 		}
 		fmt.Fprintf(o.Out, "Broker: %d %s, %d running (%s)\n", len(counts.Nodes), plural(len(counts.Nodes), "node"), running, strings.Join(states, ", "))
 	}
+	if missing := nodesWithoutMember(counts.Nodes, counts.Members); len(missing) > 0 {
+		fmt.Fprintf(o.Out, "  hint: queue %s has no member on %s, so it survives the loss of fewer nodes: run `kubectl workqueue broker install` again with the same flags to grow it (RabbitMQ 3.13 and later)\n", o.Queue, strings.Join(missing, ", "))
+	}
 	return nil
+}
+
+// nodesWithoutMember names the nodes that hold no member of a quorum queue: RabbitMQ gives a
+// queue declared while a node was away no member there, and never adds one by itself.
+func nodesWithoutMember(nodes []rabbitmq.Node, members *rabbitmq.Members) []string {
+	if members == nil || len(members.Members) == 0 {
+		return nil
+	}
+	var missing []string
+	for _, n := range nodes {
+		if !slices.Contains(members.Members, n.Name) {
+			missing = append(missing, shortNodeName(n.Name))
+		}
+	}
+	return missing
 }
 
 // counts reads the queue over AMQP, and what is in flight from the management API when the
