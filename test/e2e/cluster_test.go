@@ -104,6 +104,10 @@ func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string
 	}
 
 	c.waitForPodReady(victim, brokerNodeReturn)
+	if pod, err := c.client.CoreV1().Pods(c.namespace).Get(ctx, victim, metav1.GetOptions{}); err == nil && len(pod.Status.ContainerStatuses) > 0 {
+		// A restart here is the startup probe freeing a node that hung at boot.
+		t.Logf("%s is back, its broker restarted %d times since", victim, pod.Status.ContainerStatuses[0].RestartCount)
+	}
 	// RabbitMQ 3.13 and later grow the queues of the first node onto the new ones; 3.10 cannot.
 	wantMembers := []string{"Queue early: 3 ready", "members of queue early: 3 of 3 online"}
 	if image == rabbitmq3Image {
