@@ -175,7 +175,15 @@ func kubectlRun(ns, stdin string, args ...string) (string, error) {
 
 // pluginCmd is `kubectl workqueue ARGS` in the namespace, the binary run directly.
 func pluginCmd(ctx context.Context, ns string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, plugin, append(args, "--kubeconfig", kubeconfig, "-n", ns)...)
+	// Before any `--`: what follows it is the pods' command.
+	flags := []string{"--kubeconfig", kubeconfig, "-n", ns}
+	for i, a := range args {
+		if a == "--" {
+			full := append(append(append([]string{}, args[:i]...), flags...), args[i:]...)
+			return exec.CommandContext(ctx, plugin, full...)
+		}
+	}
+	return exec.CommandContext(ctx, plugin, append(args, flags...)...)
 }
 
 // writeItems writes n items, one per line, and returns the file.
