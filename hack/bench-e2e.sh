@@ -12,8 +12,9 @@
 #
 # Environment: ITEMS (default 1000), PARALLELISM (4), WORK_SECONDS (0.01), JOBS (the scenarios,
 # default example,one,drain; also floor and one-agent), ROUNDS (2 mirrors the order), FILL_ITEMS
-# (100000), BENCH (go test -bench pattern, default: all). ITEMS=1000 takes about 10 minutes per
-# one-pod-per-item scenario on an idle 2-CPU machine, far more on a loaded one: shrink it there.
+# (100000), BENCH (go test -bench pattern, default: all). A one-pod-per-item scenario runs at
+# 0.3-0.6 pods/s on the project's 2-CPU machine (measured under load): ITEMS=1000 then takes 30 to
+# 60 minutes per scenario, so use ITEMS=200 or less there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=hack/lib.sh
