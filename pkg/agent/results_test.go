@@ -166,6 +166,33 @@ func TestResultsQueueDeletedMidItemLeavesTheItemUnsettled(t *testing.T) {
 // A connection lost while the command runs loses the record with it: the item is not acked,
 // comes back, and its record is published when it is done.
 func TestResultRecordLostWithTheConnectionIsPublishedOnRedelivery(t *testing.T) {
+	records := testRecordLostWithTheConnection(t, func(proxy *cutProxy, finish func()) {
+		proxy.cut()
+		time.Sleep(500 * time.Millisecond)
+		finish()
+	})
+	if len(records) != 1 {
+		t.Errorf("records %+v, want only the one of attempt 2", records)
+	}
+}
+
+// A connection lost while the agent waits for the confirm of a record ends that wait with no
+// confirm: the item is not settled, comes back, and is done on a new connection. (The client
+// closes its returns channel with the connection; reading it as a return once spun forever.)
+func TestConnectionLostAwaitingARecordsConfirm(t *testing.T) {
+	testRecordLostWithTheConnection(t, func(proxy *cutProxy, finish func()) {
+		proxy.holdReplies()
+		finish()
+		time.Sleep(time.Second) // the command ends and the agent publishes its record, unconfirmed
+		proxy.cut()
+	})
+}
+
+// testRecordLostWithTheConnection runs a drain agent with results on one item through a proxy;
+// the first attempt's command waits until cut, given the proxy and a function that lets the
+// command finish, has cut the connection. The item must be done on its second attempt, with a
+// record of it; it returns the records.
+func testRecordLostWithTheConnection(t *testing.T, cut func(proxy *cutProxy, finish func())) map[string]outcome.Record {
 	name := testQueue(t, queueSpec{quorum: true})
 	results := resultsQueue(t, name)
 	testbroker.Publish(t, name, message{ID: "cut", Body: []byte("x")})
@@ -173,18 +200,18 @@ func TestResultRecordLostWithTheConnectionIsPublishedOnRedelivery(t *testing.T) 
 	dir := t.TempDir()
 	script := `
 if [ "$WORKQUEUE_ATTEMPT" = 1 ]; then
-	touch "$0/cutting"
-	while [ ! -e "$0/cut-done" ]; do sleep 0.05; done
+	touch "$0/running"
+	while [ ! -e "$0/finish" ]; do sleep 0.05; done
 fi
 echo "attempt $WORKQUEUE_ATTEMPT"`
 	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: name, Mode: constants.ModeDrain, Results: results, Command: []string{"sh", "-c", script, dir}})
 
-	waitForFile(t, filepath.Join(dir, "cutting"))
-	proxy.cut()
-	time.Sleep(500 * time.Millisecond)
-	if err := os.WriteFile(filepath.Join(dir, "cut-done"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	waitForFile(t, filepath.Join(dir, "running"))
+	cut(proxy, func() {
+		if err := os.WriteFile(filepath.Join(dir, "finish"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
 	result := run.wait(t)
 
 	if result.ExitCode != outcome.ExitOK {
@@ -195,46 +222,8 @@ echo "attempt $WORKQUEUE_ATTEMPT"`
 	}
 	eventuallyReady(t, name, 0)
 	records := takeRecords(t, results)
-	if r, ok := records["cut#2"]; len(records) != 1 || !ok || r.Result != outcome.ResultDone || r.Output != "attempt 2\n" {
-		t.Errorf("records %+v, want the one of attempt 2, done", records)
-	}
-}
-
-// A connection lost while the agent waits for the confirm of a record ends that wait with no
-// confirm: the item is not settled, comes back, and is done on a new connection. (The client
-// closes its returns channel with the connection; reading it as a return once spun forever.)
-func TestConnectionLostAwaitingARecordsConfirm(t *testing.T) {
-	name := testQueue(t, queueSpec{quorum: true})
-	results := resultsQueue(t, name)
-	testbroker.Publish(t, name, message{ID: "unconfirmed", Body: []byte("x")})
-	proxiedURL, proxy := proxiedBroker(t)
-	dir := t.TempDir()
-	script := `
-if [ "$WORKQUEUE_ATTEMPT" = 1 ]; then
-	touch "$0/finishing"
-	while [ ! -e "$0/replies-held" ]; do sleep 0.05; done
-fi
-echo "attempt $WORKQUEUE_ATTEMPT"`
-	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: name, Mode: constants.ModeDrain, Results: results, Command: []string{"sh", "-c", script, dir}})
-
-	waitForFile(t, filepath.Join(dir, "finishing"))
-	proxy.holdReplies()
-	if err := os.WriteFile(filepath.Join(dir, "replies-held"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second) // the command ends and the agent publishes its record, unconfirmed
-	proxy.cut()
-	result := run.wait(t)
-
-	if result.ExitCode != outcome.ExitOK {
-		t.Fatalf("exit code %d; log:\n%s", result.ExitCode, run.log)
-	}
-	if !strings.Contains(run.log.String(), "result record did not reach the broker") {
-		t.Errorf("log does not mention the unconfirmed record:\n%s", run.log)
-	}
-	eventuallyReady(t, name, 0)
-	records := takeRecords(t, results)
-	if r, ok := records["unconfirmed#2"]; !ok || r.Result != outcome.ResultDone || r.Output != "attempt 2\n" {
+	if r, ok := records["cut#2"]; !ok || r.Result != outcome.ResultDone || r.Output != "attempt 2\n" {
 		t.Errorf("records %+v, want one of attempt 2, done", records)
 	}
+	return records
 }
