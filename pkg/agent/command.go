@@ -60,6 +60,9 @@ func cannotEverStart(err error) bool {
 // Signals that arrive meanwhile are forwarded to the group; if it has not ended after the grace
 // period, the group is killed.
 func (a *agent) runCommand(it item) (result commandResult) {
+	if r, ok := a.runFast(it); ok {
+		return r
+	}
 	cmd := exec.Command(a.commandPath, a.cfg.Command[1:]...)
 	cmd.Args[0] = a.cfg.Command[0]
 	cmd.Env = append(a.env[:len(a.env):len(a.env)],
