@@ -4,7 +4,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build test demo bench release-check cluster-up cluster-down clean
+.PHONY: build test demo bench bench-e2e release-check cluster-up cluster-down clean
 
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-workqueue ./cmd/kubectl-workqueue
@@ -22,6 +22,10 @@ demo:
 ## Benchmarks against the seed's own tools, figures printed as ratios.
 bench:
 	hack/bench.sh
+
+## Benchmarks on the local cluster: the example's Job against run's modes, run's follow latency and cost, fill through a port-forward.
+bench-e2e:
+	hack/bench-e2e.sh
 
 ## The release packaging of every platform: goreleaser snapshot, krew manifest, krew install (test runs this machine's only).
 release-check:

@@ -41,6 +41,8 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+# The end-to-end tests and the cluster benchmarks build only with their tags.
+go vet -tags e2e,benche2e ./test/...
 go mod tidy -diff
 if ! command -v shellcheck >/dev/null; then
   echo "installing shellcheck" >&2

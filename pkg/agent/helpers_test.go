@@ -174,6 +174,7 @@ type cutProxy struct {
 	listener   net.Listener // nil while down
 	conns      []*proxiedConn
 	dropLogins bool
+	held       chan struct{} // closed to let held replies go; nil while none are held
 }
 
 // proxiedConn is one client connection and its connection to the broker. Frames to the broker
@@ -230,7 +231,29 @@ func (p *cutProxy) serve(listener net.Listener) {
 				server.Close()
 			}
 		}()
-		go func() { _, _ = io.Copy(client, server); client.Close() }()
+		go func() { c.forwardReplies(); client.Close() }()
+	}
+}
+
+// forwardReplies copies what the broker sends to the client, waiting while replies are held.
+func (c *proxiedConn) forwardReplies() {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.server.Read(buf)
+		if n > 0 {
+			c.proxy.mu.Lock()
+			held := c.proxy.held
+			c.proxy.mu.Unlock()
+			if held != nil {
+				<-held
+			}
+			if _, err := c.client.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -272,10 +295,23 @@ func (c *proxiedConn) write(b []byte) error {
 	return err
 }
 
-// cut closes every proxied connection; new ones are still accepted.
+// holdReplies stops passing on what the broker sends, a confirm for instance, until the next cut.
+func (p *cutProxy) holdReplies() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held == nil {
+		p.held = make(chan struct{})
+	}
+}
+
+// cut closes every proxied connection, dropping any held replies; new ones are still accepted.
 func (p *cutProxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
+	}
 	for _, c := range p.conns {
 		c.client.Close()
 		c.server.Close()

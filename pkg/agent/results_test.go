@@ -199,3 +199,42 @@ echo "attempt $WORKQUEUE_ATTEMPT"`
 		t.Errorf("records %+v, want the one of attempt 2, done", records)
 	}
 }
+
+// A connection lost while the agent waits for the confirm of a record ends that wait with no
+// confirm: the item is not settled, comes back, and is done on a new connection. (The client
+// closes its returns channel with the connection; reading it as a return once spun forever.)
+func TestConnectionLostAwaitingARecordsConfirm(t *testing.T) {
+	name := testQueue(t, queueSpec{quorum: true})
+	results := resultsQueue(t, name)
+	testbroker.Publish(t, name, message{ID: "unconfirmed", Body: []byte("x")})
+	proxiedURL, proxy := proxiedBroker(t)
+	dir := t.TempDir()
+	script := `
+if [ "$WORKQUEUE_ATTEMPT" = 1 ]; then
+	touch "$0/finishing"
+	while [ ! -e "$0/replies-held" ]; do sleep 0.05; done
+fi
+echo "attempt $WORKQUEUE_ATTEMPT"`
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: name, Mode: constants.ModeDrain, Results: results, Command: []string{"sh", "-c", script, dir}})
+
+	waitForFile(t, filepath.Join(dir, "finishing"))
+	proxy.holdReplies()
+	if err := os.WriteFile(filepath.Join(dir, "replies-held"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the command ends and the agent publishes its record, unconfirmed
+	proxy.cut()
+	result := run.wait(t)
+
+	if result.ExitCode != outcome.ExitOK {
+		t.Fatalf("exit code %d; log:\n%s", result.ExitCode, run.log)
+	}
+	if !strings.Contains(run.log.String(), "result record did not reach the broker") {
+		t.Errorf("log does not mention the unconfirmed record:\n%s", run.log)
+	}
+	eventuallyReady(t, name, 0)
+	records := takeRecords(t, results)
+	if r, ok := records["unconfirmed#2"]; !ok || r.Result != outcome.ResultDone || r.Output != "attempt 2\n" {
+		t.Errorf("records %+v, want one of attempt 2, done", records)
+	}
+}

@@ -71,7 +71,10 @@ func Move(ctx context.Context, conn *amqp.Connection, from, to string, limit int
 			return err
 		}
 		select {
-		case r := <-returns:
+		case r, open := <-returns: // closed with the connection: then the confirm says the rest
+			if !open {
+				break
+			}
 			return fmt.Errorf("queue %s did not take message %s (%d %s); was it deleted meanwhile?", to, r.MessageId, r.ReplyCode, r.ReplyText)
 		default:
 		}

@@ -90,11 +90,14 @@ func (r *Recorder) Publish(ctx context.Context, msg amqp.Publishing) error {
 }
 
 // returned takes the return of the message with that id, if the broker sent one; returns of
-// earlier messages are dropped.
+// earlier messages are dropped. The client closes the returns channel with the connection.
 func (r *Recorder) returned(messageID string) (amqp.Return, bool) {
 	for {
 		select {
-		case ret := <-r.returns:
+		case ret, open := <-r.returns:
+			if !open {
+				return amqp.Return{}, false
+			}
 			if ret.MessageId == messageID {
 				return ret, true
 			}

@@ -82,9 +82,9 @@ func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string
 	if held >= n {
 		t.Fatalf("the fill was over before a node could be cut (%d items held)", held)
 	}
-	// Deleted as a drain or an upgrade does, with its grace period: killed without one, a
-	// RabbitMQ 3.10 node whose peers still see its previous instance may hang at boot in Erlang's
-	// global name server ("Faking nodedown/nodeup"); the single-node test kills without grace.
+	// Deleted as a drain or an upgrade does, with its grace period; the single-node test kills
+	// without grace. A RabbitMQ 3.10.8 node may then hang at boot ("Global hang workaround"),
+	// until its startup probe restarts it: brokerNodeReturn allows for that.
 	if err := c.client.CoreV1().Pods(c.namespace).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,39 @@ func newCluster(t *testing.T) *cluster {
 func (c *cluster) dumpState() {
 	out, _ := c.kubectl("get", "all,events", "-o", "wide")
 	c.t.Logf("namespace %s:\n%s", c.namespace, out)
+	c.dumpLogs()
+}
+
+// dumpLogs logs the end of every container's log in the namespace, the previous run's too when
+// a container restarted: a stuck or failed worker says why only there.
+func (c *cluster) dumpLogs() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pods, err := c.client.CoreV1().Pods(c.namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		c.t.Logf("listing pods for their logs: %v", err)
+		return
+	}
+	tail := int64(80)
+	for _, pod := range pods.Items {
+		statuses := append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+		for _, status := range statuses {
+			runs := []bool{false}
+			if status.RestartCount > 0 {
+				runs = []bool{true, false}
+			}
+			for _, previous := range runs {
+				raw, err := c.client.CoreV1().Pods(c.namespace).GetLogs(pod.Name, &corev1.PodLogOptions{
+					Container: status.Name, Previous: previous, TailLines: &tail, Timestamps: true,
+				}).DoRaw(ctx)
+				if err != nil {
+					c.t.Logf("log of %s/%s (previous %v): %v", pod.Name, status.Name, previous, err)
+					continue
+				}
+				c.t.Logf("log of %s/%s (previous %v, last %d lines):\n%s", pod.Name, status.Name, previous, tail, raw)
+			}
+		}
+	}
 }
 
 // kubectl runs kubectl with the test's kubeconfig and namespace; the plugin is on its PATH.
