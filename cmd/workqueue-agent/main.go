@@ -33,12 +33,13 @@ import (
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/outcome"
 )
 
-// envMaxPrefetch=1 keeps a drain consumer at prefetch 1 (see agent.Config.MaxPrefetch), for
-// BenchmarkDrainRateVersusAmqpConsume; it is no interface of the agent's.
-const envMaxPrefetch = "WORKQUEUE_AGENT_MAX_PREFETCH"
-
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
+
+// maxPrefetch, set at build time with -ldflags "-X main.maxPrefetch=1", builds an agent whose
+// drain consumer never holds more than one item (agent.Config.MaxPrefetch): the baseline of
+// BenchmarkDrainRateVersusAmqpConsume. A release leaves it empty; it is no interface of the agent's.
+var maxPrefetch string
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -131,8 +132,7 @@ Flags:
 	}
 	cfg.Mode = constants.Mode(*mode)
 	cfg.Command = flags.Args()
-	// Not a flag: the benchmark's way to measure the agent that never holds an unstarted item.
-	if os.Getenv(envMaxPrefetch) == "1" {
+	if maxPrefetch == "1" {
 		cfg.MaxPrefetch = 1
 	}
 	if cfg.Timeout < 0 || cfg.Idle <= 0 || cfg.Grace <= 0 || cfg.BrokerOutage <= 0 {

@@ -24,7 +24,7 @@ import (
 //     at once, and the tool never waits for the next one;
 //   - hack/agentfloor: the agent's loop stripped to amqp-consume -p 1's work on one thread, the
 //     floor for any Go agent with prefetch 1;
-//   - the agent with prefetch 1 (WORKQUEUE_AGENT_MAX_PREFETCH=1), as it was before it kept the
+//   - the agent with prefetch 1 (built with -X main.maxPrefetch=1), as it was before it kept the
 //     next item ready;
 //   - the agent as it is: prefetch 2 while commands are short (see wantPrefetch).
 //
@@ -50,15 +50,23 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 	toolURL := testbroker.ToolURL(b)
 	// The agent runs as the process it is in a pod, built as a release builds it, so that both
 	// sides pay for the same things: a process start, a connection, one process per item.
-	agentBinary := filepath.Join(b.TempDir(), "workqueue-agent")
-	build := exec.Command("go", "build", "-o", agentBinary, "../../cmd/workqueue-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build the agent: %v\n%s", err, out)
+	buildAgent := func(name string, ldflags ...string) string {
+		binary := filepath.Join(b.TempDir(), name)
+		build := exec.Command("go", "build", "-ldflags", strings.Join(ldflags, " "), "-o", binary, "../../cmd/workqueue-agent")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("build the agent: %v\n%s", err, out)
+		}
+		return binary
 	}
+	const forkFlag = "-X github.com/kubectl-workqueue/kubectl-workqueue/pkg/agent.zzSpawn=fork"
+	agentBinary := buildAgent("workqueue-agent")
+	agentP1Binary := buildAgent("workqueue-agent-p1", "-X main.maxPrefetch=1")
+	agentForkBinary := buildAgent("workqueue-agent-fork", forkFlag)
+	agentP1ForkBinary := buildAgent("workqueue-agent-p1-fork", forkFlag, "-X main.maxPrefetch=1")
 	// The floor: the same loop stripped to amqp-consume's work, in Go (hack/agentfloor).
 	floorBinary := filepath.Join(b.TempDir(), "agentfloor")
-	build = exec.Command("go", "build", "-o", floorBinary, "../../hack/agentfloor")
+	build := exec.Command("go", "build", "-o", floorBinary, "../../hack/agentfloor")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build hack/agentfloor: %v\n%s", err, out)
@@ -81,12 +89,11 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 			}
 			const idle = 200 * time.Millisecond
 			termLog := filepath.Join(b.TempDir(), "termination-log")
-			drainWithAgent := func(env ...string) time.Duration {
-				agent := exec.Command(agentBinary, "--mode", "drain", "--idle", idle.String(), "--queue", queue,
+			drainWithAgent := func(binary string) time.Duration {
+				agent := exec.Command(binary, "--mode", "drain", "--idle", idle.String(), "--queue", queue,
 					"--termination-log", termLog, "--")
 				agent.Args = append(agent.Args, command...)
 				agent.Env = append(os.Environ(), "BROKER_URL="+brokerURL)
-				agent.Env = append(agent.Env, env...)
 				agent.Stdout, agent.Stderr = devNull, devNull
 				start := time.Now()
 				err := agent.Run()
@@ -130,10 +137,10 @@ func BenchmarkDrainRateVersusAmqpConsume(b *testing.B) {
 				{"Go floor (hack/agentfloor)", "floor", func() time.Duration {
 					return drainWith("agentfloor", floorBinary, brokerURL, queue, count)
 				}},
-				{"agent, prefetch 1", "agent-p1", func() time.Duration { return drainWithAgent("WORKQUEUE_AGENT_MAX_PREFETCH=1") }},
-				{"agent (prefetch 2 while short)", "agent", func() time.Duration { return drainWithAgent() }},
-				{"agent, p1 + fork", "agent-p1-fork", func() time.Duration { return drainWithAgent("WORKQUEUE_AGENT_MAX_PREFETCH=1", "ZZ_SPAWN=fork") }},
-				{"agent, p2 + fork", "agent-fork", func() time.Duration { return drainWithAgent("ZZ_SPAWN=fork") }},
+				{"agent, prefetch 1", "agent-p1", func() time.Duration { return drainWithAgent(agentP1Binary) }},
+				{"agent (prefetch 2 while short)", "agent", func() time.Duration { return drainWithAgent(agentBinary) }},
+				{"agent, p1 + fork", "agent-p1-fork", func() time.Duration { return drainWithAgent(agentP1ForkBinary) }},
+				{"agent, p2 + fork", "agent-fork", func() time.Duration { return drainWithAgent(agentForkBinary) }},
 			}
 			elapsed := make([]time.Duration, len(contenders))
 			// Rounds in a mirrored order, so that a load that changes during the run (the machine

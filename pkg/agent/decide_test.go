@@ -189,6 +189,10 @@ func (s *fakeSession) cutLocked() {
 	}
 	s.inflight = nil
 	if s.consumer != nil {
+		// amqp091-go drops the deliveries it has not handed over when the connection closes.
+		for len(s.consumer) > 0 {
+			<-s.consumer
+		}
 		close(s.consumer)
 		s.consumer = nil
 	}
@@ -392,10 +396,16 @@ func (f *fakeAcknowledger) Reject(_ uint64, requeue bool) error {
 type fakeRunner struct {
 	results map[string][]commandResult
 	ran     []string
+	// signalAfter: once the command of this id ran, a SIGTERM comes, while the agent waits.
+	signalAfter string
+	signals     chan os.Signal
 }
 
 func (r *fakeRunner) run(it item) commandResult {
 	r.ran = append(r.ran, fmt.Sprintf("%s#%d", it.messageID, it.attempt))
+	if it.messageID == r.signalAfter {
+		r.signals <- syscall.SIGTERM
+	}
 	script := r.results[it.messageID]
 	if len(script) == 0 {
 		return exited(0)
@@ -463,6 +473,7 @@ func TestDecisionPerItem(t *testing.T) {
 		wantError   string // in the outcome's error
 		wantCounts  [2]int // drain: processed, failed
 		maxPrefetch int    // Config.MaxPrefetch
+		signalAfter string // a SIGTERM comes once this item's command ran, while the agent waits
 		// wantPrefetches: the prefetch of each drain consumer started; wantClosedWith: the items
 		// sessions held when they closed or were cut; each checked when not nil.
 		wantPrefetches []int
@@ -638,6 +649,22 @@ func TestDecisionPerItem(t *testing.T) {
 			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
 			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3"},
 			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{3, 0}, wantPrefetches: []int{1}, wantClosedWith: []string{}},
+		{name: "prefetch: idle: the drain ends holding nothing, and gives nothing back", mode: constants.ModeDrain,
+			broker: func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
+			// The consumer of prefetch 2 is cancelled at the idle check; no nack, no item closed with the session.
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{3, 0}, wantPrefetches: []int{1, 2}, wantClosedWith: []string{}},
+		{name: "prefetch: the connection lost while an item is held: it goes back with the connection, an attempt spent", mode: constants.ModeDrain,
+			broker: func() *fakeBroker { b := newFakeBroker("m1", "m2", "m3", "m4"); b.cutAfter = "m2"; return b },
+			// m3, held while m2 ran, is not run from the dead session: it comes back as its second
+			// delivery, to a consumer of prefetch 2 at once (the commands are still short).
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3", "ack m4"},
+			wantRan: []string{"m1#1", "m2#1", "m3#2", "m4#1"}, wantCounts: [2]int{4, 0}, wantPrefetches: []int{1, 2, 2}, wantClosedWith: []string{"m3"},
+			wantLog: []string{"reconnected to the broker"}},
+		{name: "prefetch: a signal while idle: nothing held, nothing given back", mode: constants.ModeDrain, signalAfter: "m2",
+			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2") },
+			wantExit: outcome.ExitInterrupted, wantResult: outcome.ResultInterrupted, wantSettled: []string{"ack m1", "ack m2"},
+			wantRan: []string{"m1#1", "m2#1"}, wantCounts: [2]int{2, 0}, wantPrefetches: []int{1, 2}, wantClosedWith: []string{}},
 		{name: "prefetch: a signal during a command: the held item is given back unstarted", mode: constants.ModeDrain,
 			broker:  func() *fakeBroker { return newFakeBroker("m1", "m2", "m3", "m4") },
 			results: map[string][]commandResult{"m3": {signalled(143)}},
@@ -770,12 +797,12 @@ func TestDecisionPerItem(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := tt.broker()
-			r := &fakeRunner{results: tt.results}
+			r := &fakeRunner{results: tt.results, signalAfter: tt.signalAfter, signals: make(chan os.Signal, 1)}
 			var log strings.Builder
 			a := newAgent(Config{
 				BrokerURL: "amqp://u:secret@broker:5672/", Queue: "q", Mode: tt.mode, Command: []string{"true"}, MaxPrefetch: tt.maxPrefetch,
 				Idle: 20 * time.Millisecond, EmptyWait: time.Millisecond, ConnectBudget: 300 * time.Millisecond, BrokerOutage: cmp.Or(tt.outageBound, 2*time.Second),
-				Log: &log, Stdout: io.Discard, Stderr: io.Discard,
+				Log: &log, Stdout: io.Discard, Stderr: io.Discard, Signals: r.signals,
 			})
 			if tt.records {
 				a.cfg.Results = "q.results"

@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -170,4 +171,44 @@ func TestDrainOfShortCommandsGivesNothingBack(t *testing.T) {
 	if n := testbroker.Ready(t, queue); n != 0 {
 		t.Errorf("%d items left", n)
 	}
+}
+
+// A drain agent that loses its connection while it holds the next item loses it with the
+// connection: the broker takes back what the connection held, and counts a delivery for each
+// item on every version, the held one as the one that was running. After reconnecting, the agent
+// runs both again, the held one as its second attempt.
+func TestDrainLosesAnAttemptOfTheItemItHeldWithAConnection(t *testing.T) {
+	queue := testQueue(t, queueSpec{quorum: true, deliveryLimit: 5})
+	testbroker.Publish(t, queue, message{ID: "quick", Body: []byte("quick\n")},
+		message{ID: "slow", Body: []byte("slow\n")}, message{ID: "held", Body: []byte("held\n")})
+	proxiedURL, proxy := proxiedBroker(t)
+	dir := t.TempDir()
+	started, cut, runs := filepath.Join(dir, "started"), filepath.Join(dir, "cut"), filepath.Join(dir, "runs")
+	// "slow", until the cut, waits for it; after it, and every other item, ends at once.
+	script := `read item; echo "$item#$WORKQUEUE_ATTEMPT" >> "$0/runs"
+[ "$item" = slow ] && [ ! -e "$0/cut" ] || exit 0
+touch "$0/started"; while [ ! -e "$0/cut" ]; do sleep 0.05; done`
+	run := startAgent(t, Config{BrokerURL: proxiedURL, Queue: queue, Mode: constants.ModeDrain, Command: []string{"sh", "-c", script, dir},
+		BrokerOutage: time.Minute})
+
+	waitForFile(t, started)
+	eventuallyReady(t, queue, 0) // "held" is the agent's
+	proxy.cut()
+	time.Sleep(500 * time.Millisecond)
+	if err := os.WriteFile(cut, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	result := run.wait(t)
+
+	if result.ExitCode != outcome.ExitOK || result.Outcome.Processed != 3 {
+		t.Fatalf("exit %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
+	}
+	data, _ := os.ReadFile(runs)
+	got := strings.Fields(string(data))
+	slices.Sort(got)
+	if strings.Join(got, " ") != "held#2 quick#1 slow#1 slow#2" {
+		t.Errorf("ran %q, want held#2 quick#1 slow#1 slow#2 (the held item lost one attempt with the connection); log:\n%s", got, run.log)
+	}
+	eventuallyReady(t, queue, 0)
+	eventuallyReady(t, queue+".failed", 0)
 }

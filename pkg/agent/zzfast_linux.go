@@ -11,7 +11,10 @@ import (
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 )
 
-var zzFast = os.Getenv("ZZ_SPAWN") == "fork"
+// zzSpawn: experiment, set with -ldflags -X .../pkg/agent.zzSpawn=fork.
+var zzSpawn string
+
+var zzFast = zzSpawn == "fork"
 
 func (a *agent) runFast(it item) (commandResult, bool) {
 	stdout, ok1 := a.cfg.Stdout.(*os.File)
