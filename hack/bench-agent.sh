@@ -2,7 +2,8 @@
 # Compares the agent's drain rate with amqp-consume's on the local RabbitMQ, in one invocation,
 # on the same broker and the same items, in mirrored rounds: amqp-consume -p 1 (the reference),
 # amqp-consume with its default prefetch, the Go floor (hack/agentfloor), the agent with prefetch 1
-# and the agent as it is (prefetch 2 while commands are short). All start one process per item.
+# and the agent as it is (prefetch 2 while commands are short: route 1 of issue 14), and both again
+# linked with the experimental syscall.ForkExec start (route 2). All start one process per item.
 # Prints items/s for each and its ratio to amqp-consume -p 1 (the agent's target is at least 1.0).
 #
 # By default it measures two commands: `cat`, the cheapest possible command, so the ratio shows

@@ -27,6 +27,8 @@ import (
 //   - the agent with prefetch 1 (built with -X main.maxPrefetch=1), as it was before it kept the
 //     next item ready;
 //   - the agent as it is: prefetch 2 while commands are short (see wantPrefetch).
+//   - both again, linked with the experimental syscall.ForkExec start (zzSpawn=fork, see
+//     zzfast_linux.go), in place of os/exec.
 //
 // WORKQUEUE_BENCH_ITEMS sets how many items each drains per iteration (default 1000, in two
 // rounds); WORKQUEUE_BENCH_COMMAND sets the command, split on spaces (default cat, its output

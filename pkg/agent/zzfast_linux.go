@@ -11,7 +11,11 @@ import (
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 )
 
-// zzSpawn: experiment, set with -ldflags -X .../pkg/agent.zzSpawn=fork.
+// zzSpawn is an EXPERIMENT (issue 14, route 2: starting the command with less runtime work),
+// not yet measured against os/exec in the agent benchmark: only a binary linked with
+// -ldflags "-X github.com/kubectl-workqueue/kubectl-workqueue/pkg/agent.zzSpawn=fork" (as
+// BenchmarkDrainRateVersusAmqpConsume builds one) uses runFast; a release never does. It is to be
+// made production code if it wins, or deleted.
 var zzSpawn string
 
 var zzFast = zzSpawn == "fork"
@@ -75,11 +79,9 @@ func (a *agent) runFast(it item) (commandResult, bool) {
 		}
 		if exited || f == nil {
 			var status syscall.WaitStatus
-			flags := syscall.WNOHANG
-			if f == nil {
-				flags = 0
-			}
-			wpid, err := syscall.Wait4(pid, &status, flags, nil)
+			// Never a blocking wait: signals and the timeout must still be seen. Without a pidfd
+			// (an old kernel) this polls every millisecond.
+			wpid, err := syscall.Wait4(pid, &status, syscall.WNOHANG, nil)
 			if err == syscall.EINTR {
 				continue
 			}
@@ -92,6 +94,9 @@ func (a *agent) runFast(it item) (commandResult, bool) {
 					result.exitCode, result.err = status.ExitStatus(), fmt.Errorf("command exited with status %d", status.ExitStatus())
 				}
 				return result, true
+			}
+			if f == nil {
+				time.Sleep(time.Millisecond)
 			}
 		}
 		select {
