@@ -212,3 +212,26 @@ touch "$0/started"; while [ ! -e "$0/cut" ]; do sleep 0.05; done`
 	eventuallyReady(t, queue, 0)
 	eventuallyReady(t, queue+".failed", 0)
 }
+
+// With one attempt per item (x-delivery-limit 0), an item a drain agent held when a signal
+// stopped it goes to QUEUE.failed without having run, where the broker counts the nack (before
+// RabbitMQ 4.3); the README says so. The interrupted item goes there on every version.
+func TestDrainWithOneAttemptDeadLettersTheHeldItemWhereNacksCount(t *testing.T) {
+	queue := testQueue(t, queueSpec{quorum: true, maxAttemptsOne: true})
+	testbroker.Publish(t, queue, message{ID: "quick", Body: []byte("quick\n")},
+		message{ID: "slow", Body: []byte("slow\n")}, message{ID: "held", Body: []byte("held\n")})
+	started := filepath.Join(t.TempDir(), "started")
+	run := startAgent(t, Config{Queue: queue, Mode: constants.ModeDrain, Command: []string{"sh", "-c", heldItemCommand, started}})
+	waitForFile(t, started)
+	eventuallyReady(t, queue, 0) // "held" is the agent's
+	run.signals <- syscall.SIGTERM
+	if result := run.wait(t); result.ExitCode != outcome.ExitInterrupted {
+		t.Fatalf("exit %d, outcome %+v; log:\n%s", result.ExitCode, result.Outcome, run.log)
+	}
+	wantFailed, wantReady := 2, 0
+	if !brokerCountsNacks(t) {
+		wantFailed, wantReady = 1, 1
+	}
+	eventuallyReady(t, queue+".failed", wantFailed)
+	eventuallyReady(t, queue, wantReady)
+}
