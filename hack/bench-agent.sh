@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Compares the agent's drain rate with amqp-consume's on the local RabbitMQ: both start one
-# process per item with prefetch 1, on the same broker and the same items, in one invocation.
-# Prints items/s for both and the ratio (agent / amqp-consume; the target is at least 1.0).
+# Compares the agent's drain rate with amqp-consume's on the local RabbitMQ, in one invocation,
+# on the same broker and the same items, in mirrored rounds: amqp-consume -p 1 (the reference),
+# amqp-consume with its default prefetch, the Go floor (hack/agentfloor), the agent with prefetch 1
+# and the agent as it is (prefetch 2 while commands are short). All start one process per item.
+# Prints items/s for each and its ratio to amqp-consume -p 1 (the agent's target is at least 1.0).
 #
 # By default it measures two commands: `cat`, the cheapest possible command, so the ratio shows
 # each tool's own per-item cost, and the seed's worker.py without its sleep (hack/bench-worker.py),
@@ -21,7 +23,7 @@ export WORKQUEUE_TEST_AMQP_URL="${WORKQUEUE_TEST_AMQP_URL:-$(hack/rabbitmq.sh ur
 bench() { # ITEMS COMMAND
   WORKQUEUE_BENCH_ITEMS="$1" WORKQUEUE_BENCH_COMMAND="$2" \
     go test -run '^$' -bench 'BenchmarkDrainRateVersusAmqpConsume' -benchtime "${ROUNDS:-1}x" -count 1 ./pkg/agent |
-    grep -E 'items/s|^(ok|FAIL)'
+    grep -E 'queue, |items/s|^(ok|FAIL)' | grep -v '^Benchmark'
 }
 
 if [ -n "${COMMAND:-}" ]; then

@@ -36,6 +36,11 @@ import (
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
+// maxPrefetch, set at build time with -ldflags "-X main.maxPrefetch=1", builds an agent whose
+// drain consumer never holds more than one item (agent.Config.MaxPrefetch): the baseline of
+// BenchmarkDrainRateVersusAmqpConsume. A release leaves it empty; it is no interface of the agent's.
+var maxPrefetch string
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -101,7 +106,9 @@ func parseFlags(args []string, stderr io.Writer) (agent.Config, error) {
 Takes items from the RabbitMQ queue and runs COMMAND for each, with the item on stdin and
 WORKQUEUE_QUEUE, WORKQUEUE_MESSAGE_ID and WORKQUEUE_ATTEMPT in its environment.
 Exit 0 acks the item; anything else gives it back to the queue (basic.reject), which retries it
-up to its delivery limit. BROKER_URL must be set in the environment.
+up to its delivery limit. In drain mode, while commands take less than 0.1s, the next item is kept
+ready; one not started when the agent stops goes back with basic.nack. BROKER_URL must be set in
+the environment.
 
 With --results QUEUE.results, each attempt that ends with the command's exit (or its --timeout)
 first publishes a result record to that queue, confirmed by the broker before the item is acked
@@ -125,6 +132,9 @@ Flags:
 	}
 	cfg.Mode = constants.Mode(*mode)
 	cfg.Command = flags.Args()
+	if maxPrefetch == "1" {
+		cfg.MaxPrefetch = 1
+	}
 	if cfg.Timeout < 0 || cfg.Idle <= 0 || cfg.Grace <= 0 || cfg.BrokerOutage <= 0 {
 		err := errors.New("--timeout must not be negative; --idle, --grace and --broker-outage must be positive")
 		fmt.Fprintf(stderr, "workqueue-agent: %v\n", err)

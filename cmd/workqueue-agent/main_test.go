@@ -295,6 +295,52 @@ func TestSigtermMidItemExitsInterruptedAndRequeues(t *testing.T) {
 	}
 }
 
+// A drain agent keeps the next item ready while a short command runs; stopped by SIGTERM, it
+// gives that item back unstarted with the interrupted one, and the next agent does both.
+func TestSigtermInDrainModeGivesBackTheItemHeldUnstarted(t *testing.T) {
+	agentURL, toolURL := brokerForTools(t)
+	queue := seedQueue(t, toolURL, "quick", "slow", "held")
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	termLog := filepath.Join(dir, "termination-log")
+	// "quick" ends at once, so that the agent moves to prefetch 2; "slow" runs until SIGTERM.
+	script := `read item; case "$item" in slow) trap 'exit 143' TERM; touch "$0"; while :; do sleep 0.05; done;; esac`
+	cmd := exec.Command(agentBinary(t), "--mode", "drain", "--queue", queue, "--termination-log", termLog, "--", "sh", "-c", script, started)
+	cmd.Env = baseEnv("BROKER_URL=" + agentURL)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := os.Stat(started)
+		if err == nil && testbroker.Ready(t, queue) == 0 { // "held" is the agent's
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the command never started, or the agent does not hold the next item; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != outcome.ExitInterrupted {
+		t.Fatalf("exit %d (%v), want %d; stderr:\n%s", code, err, outcome.ExitInterrupted, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `"held" attempt 1: not started; given back to the queue`) {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+
+	got := runBinary(t, baseEnv("BROKER_URL="+agentURL, "QUEUE="+queue), "--mode", "drain", "--idle", "1s", "--termination-log", termLog, "--", "cat")
+	if got.exitCode != outcome.ExitOK || got.stdout != "slowheld" {
+		t.Errorf("after the interruption: exit %d, stdout %q, stderr %s", got.exitCode, got.stdout, got.stderr)
+	}
+}
+
 // With --results, the record of each settled attempt reaches the results queue, from the binary too.
 func TestResultRecordsFromTheBinary(t *testing.T) {
 	agentURL, toolURL := brokerForTools(t)

@@ -7,6 +7,10 @@
 // queue's delivery limit retries it and finally dead-letters it. A signal is forwarded to the
 // command, which gets a grace period before it is killed; its item is requeued.
 //
+// Drain mode keeps the next item ready (prefetch 2) while the commands are short, instead of
+// waiting a broker round trip for it after each ack; an item held but not started when the agent
+// stops goes back to the queue with basic.nack (see prefetch.go). One mode takes one item.
+//
 // Processing is at-least-once: nothing is acked before the command succeeded, and if the broker
 // connection is lost while the command runs, the broker delivers the item again (to this agent
 // after it reconnects, or to another pod), even if the command finished it.
@@ -98,6 +102,9 @@ type Config struct {
 	BrokerOutage time.Duration
 	// EmptyWait is how long one mode gives an empty queue before exiting; DefaultEmptyWait when 0.
 	EmptyWait time.Duration
+	// MaxPrefetch is how many items a drain consumer may hold: 1, or 2 to keep the next item
+	// ready while commands are short (see wantPrefetch); DefaultMaxPrefetch when 0.
+	MaxPrefetch int
 
 	// Results is the queue that gets a result record for every attempt the agent settles
 	// because the command ran (normally QUEUE.results); empty for none. See publishRecord.
@@ -155,6 +162,8 @@ type agent struct {
 	processed, failed int
 	last              outcome.Outcome
 	consumerSeq       int
+	// lastShort: the last command ran shorter than shortItem (see wantPrefetch).
+	lastShort bool
 	// failedIDs remembers items that failed in this process, to notice a queue that hands the
 	// same failed item back with no delivery limit to end it.
 	failedIDs map[string]bool
@@ -224,6 +233,9 @@ func newAgent(cfg Config) *agent {
 	if cfg.ResultSize == 0 {
 		cfg.ResultSize = outcome.DefaultResultSize
 	}
+	if cfg.MaxPrefetch == 0 {
+		cfg.MaxPrefetch = DefaultMaxPrefetch
+	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
 	}
@@ -272,6 +284,8 @@ func (a *agent) validate() error {
 		return misconfigured("unknown mode %q: use one or drain", a.cfg.Mode)
 	case a.cfg.ResultSize < 1 || a.cfg.ResultSize > MaxResultSize:
 		return misconfigured("the result size %d is out of range: it must be 1 to %d bytes", a.cfg.ResultSize, MaxResultSize)
+	case a.cfg.MaxPrefetch < 1 || a.cfg.MaxPrefetch > 2:
+		return misconfigured("the prefetch %d is out of range: it must be 1 or 2", a.cfg.MaxPrefetch)
 	}
 	if a.cfg.Results != "" {
 		if err := queue.ValidateName(a.cfg.Results); err != nil {

@@ -27,9 +27,10 @@ type fakeMessage struct {
 	returned int // how many times it was given back
 }
 
-// fakeBroker stands in for a queue on RabbitMQ, as far as the agent can tell: prefetch 1,
-// requeue at the head, quorum delivery counts (or a classic queue's redelivered flag) and
-// dead-lettering at a delivery limit.
+// fakeBroker stands in for a queue on RabbitMQ, as far as the agent can tell: the prefetch the
+// agent sets, requeue at the head, quorum delivery counts (or a classic queue's redelivered flag)
+// and dead-lettering at a delivery limit. As on RabbitMQ before 4.3, every give-back counts
+// toward the limit: a reject, a nack, a closed channel.
 type fakeBroker struct {
 	mu            sync.Mutex
 	ready         []*fakeMessage
@@ -49,6 +50,10 @@ type fakeBroker struct {
 	// its item back only after the next look at the queue (Get or Ready) found it empty.
 	heldForTheLostConnection bool
 	held                     *fakeMessage
+	// prefetches are those of the consumers the agent started, in turn.
+	prefetches []int
+	// closedWith are the messages the sessions held when they closed or were cut.
+	closedWith []string
 	// failingSessions: after the connection went away, this many sessions fail at their first Get
 	// or Consume.
 	failingSessions int
@@ -140,25 +145,54 @@ type fakeSession struct {
 	closed        bool
 	failing       bool // fails at its first Get or Consume
 	channelClosed bool // by the broker, under a connection that stays up
+	prefetch      int  // of the next consumer; 1 when 0
 	consumer      chan amqp.Delivery
-	inflight      *fakeMessage
+	consumerLimit int            // the active consumer's prefetch
+	inflight      []*fakeMessage // delivered, not settled
+}
+
+// returnLocked puts a message given back at the head of the queue, or dead-letters it at the
+// delivery limit.
+func (b *fakeBroker) returnLocked(m *fakeMessage) {
+	if b.deliveryLimit > 0 && !b.classic && m.returned+1 >= b.deliveryLimit {
+		m.returned++
+		b.dead = append(b.dead, m.id)
+		return
+	}
+	b.requeueLocked(m)
+}
+
+// requeueLocked puts a message back at the head of the queue, counting the delivery. (RabbitMQ
+// dead-letters at the limit here too; the fake leaves that to returnLocked.)
+func (b *fakeBroker) requeueLocked(m *fakeMessage) {
+	m.returned++
+	b.ready = append([]*fakeMessage{m}, b.ready...)
+}
+
+// settleLocked removes m from what the session holds.
+func (s *fakeSession) settleLocked(m *fakeMessage) {
+	s.inflight = slices.DeleteFunc(s.inflight, func(held *fakeMessage) bool { return held == m })
 }
 
 // cutLocked is the connection going away: what the session held goes back to the queue (or to
 // another consumer), and whatever the agent does on it next fails.
 func (s *fakeSession) cutLocked() {
 	s.closed, s.b.wasCut = true, true
-	if s.inflight != nil {
+	for i, m := range slices.Backward(s.inflight) {
 		switch {
-		case s.b.heldForTheLostConnection:
-			s.b.held = s.inflight
-		case !s.b.lostElsewhere:
-			s.inflight.returned++
-			s.b.ready = append([]*fakeMessage{s.inflight}, s.b.ready...)
+		case s.b.heldForTheLostConnection && i == 0:
+			s.b.held = m
+		case !s.b.lostElsewhere || i > 0:
+			s.b.closedWith = append(s.b.closedWith, m.id)
+			s.b.requeueLocked(m)
 		}
-		s.inflight = nil
 	}
+	s.inflight = nil
 	if s.consumer != nil {
+		// amqp091-go drops the deliveries it has not handed over when the connection closes.
+		for len(s.consumer) > 0 {
+			<-s.consumer
+		}
 		close(s.consumer)
 		s.consumer = nil
 	}
@@ -171,28 +205,32 @@ func (s *fakeSession) ChannelClosedByBroker() *amqp.Error {
 	return &amqp.Error{Code: amqp.PreconditionFailed, Reason: "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out", Server: true}
 }
 
-// deliver hands out the head of the queue; the caller holds b.mu.
-func (s *fakeSession) deliverLocked() (amqp.Delivery, bool) {
+// deliver hands out the head of the queue, up to limit unsettled messages; the caller holds b.mu.
+func (s *fakeSession) deliverLocked(limit int) (amqp.Delivery, bool) {
 	b := s.b
-	if len(b.ready) == 0 || s.inflight != nil {
+	if len(b.ready) == 0 || len(s.inflight) >= limit {
 		return amqp.Delivery{}, false
 	}
 	m := b.ready[0]
 	b.ready = b.ready[1:]
-	s.inflight = m
-	d := amqp.Delivery{Acknowledger: &fakeAcknowledger{s: s, m: m}, MessageId: m.id, Body: []byte("body of " + m.id), Redelivered: m.returned > 0}
+	s.inflight = append(s.inflight, m)
+	d := amqp.Delivery{Acknowledger: &fakeAcknowledger{s: s, m: m, attempt: m.returned + 1}, MessageId: m.id, Body: []byte("body of " + m.id), Redelivered: m.returned > 0}
 	if !b.classic {
 		d.Headers = amqp.Table{"x-delivery-count": int64(m.returned)}
 	}
 	return d, true
 }
 
-// feedLocked keeps the active consumer supplied, one unsettled message at a time.
+// feedLocked keeps the active consumer supplied, up to its prefetch.
 func (s *fakeSession) feedLocked() {
 	if s.consumer == nil || s.closed {
 		return
 	}
-	if d, ok := s.deliverLocked(); ok {
+	for {
+		d, ok := s.deliverLocked(s.consumerLimit)
+		if !ok {
+			return
+		}
 		s.consumer <- d
 	}
 }
@@ -206,11 +244,21 @@ func (s *fakeSession) Get() (amqp.Delivery, bool, error) {
 	if s.closed || s.failing {
 		return amqp.Delivery{}, false, amqp.ErrClosed
 	}
-	d, ok := s.deliverLocked()
+	d, ok := s.deliverLocked(1)
 	if !ok {
 		s.b.giveBackHeldLocked()
 	}
 	return d, ok, nil
+}
+
+func (s *fakeSession) SetPrefetch(prefetch int) error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.closed {
+		return amqp.ErrClosed
+	}
+	s.prefetch = prefetch
+	return nil
 }
 
 func (s *fakeSession) Consume(string) (<-chan amqp.Delivery, error) {
@@ -222,7 +270,9 @@ func (s *fakeSession) Consume(string) (<-chan amqp.Delivery, error) {
 	if s.closed || s.failing {
 		return nil, amqp.ErrClosed
 	}
-	s.consumer = make(chan amqp.Delivery, 1)
+	s.consumerLimit = max(s.prefetch, 1)
+	s.b.prefetches = append(s.b.prefetches, s.consumerLimit)
+	s.consumer = make(chan amqp.Delivery, s.consumerLimit)
 	s.feedLocked()
 	return s.consumer, nil
 }
@@ -267,16 +317,17 @@ func (s *fakeSession) Close() {
 		return
 	}
 	s.closed = true
-	if s.inflight != nil {
-		s.inflight.returned++
-		s.b.ready = append([]*fakeMessage{s.inflight}, s.b.ready...)
-		s.inflight = nil
+	for _, m := range slices.Backward(s.inflight) {
+		s.b.closedWith = append(s.b.closedWith, m.id)
+		s.b.requeueLocked(m)
 	}
+	s.inflight = nil
 }
 
 type fakeAcknowledger struct {
-	s *fakeSession
-	m *fakeMessage
+	s       *fakeSession
+	m       *fakeMessage
+	attempt int
 }
 
 func (f *fakeAcknowledger) Ack(uint64, bool) error {
@@ -299,7 +350,7 @@ func (f *fakeAcknowledger) Ack(uint64, bool) error {
 		return amqp.ErrClosed
 	}
 	b.settled = append(b.settled, "ack "+f.m.id)
-	f.s.inflight = nil
+	f.s.settleLocked(f.m)
 	if f.m.id == b.cutAfter {
 		f.s.cutLocked()
 		return nil
@@ -308,8 +359,23 @@ func (f *fakeAcknowledger) Ack(uint64, bool) error {
 	return nil
 }
 
-func (f *fakeAcknowledger) Nack(uint64, bool, bool) error {
-	return errors.New("the agent must reject, never nack: a nack does not count toward a quorum queue's delivery limit")
+// Nack is how the agent gives back an item it did not start; the runner checks that it never ran
+// a nacked delivery (from RabbitMQ 4.3 a nack does not count toward the delivery limit).
+func (f *fakeAcknowledger) Nack(_ uint64, multiple, requeue bool) error {
+	b := f.s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f.s.closed {
+		return amqp.ErrClosed
+	}
+	b.settled = append(b.settled, fmt.Sprintf("nack %s#%d requeue=%v", f.m.id, f.attempt, requeue))
+	if multiple || !requeue {
+		return errors.New("the agent nacks one item at a time, with requeue")
+	}
+	f.s.settleLocked(f.m)
+	b.returnLocked(f.m)
+	f.s.feedLocked()
+	return nil
 }
 
 func (f *fakeAcknowledger) Reject(_ uint64, requeue bool) error {
@@ -320,13 +386,8 @@ func (f *fakeAcknowledger) Reject(_ uint64, requeue bool) error {
 		return amqp.ErrClosed
 	}
 	b.settled = append(b.settled, fmt.Sprintf("reject %s requeue=%v", f.m.id, requeue))
-	f.s.inflight = nil
-	f.m.returned++
-	if b.deliveryLimit > 0 && !b.classic && f.m.returned >= b.deliveryLimit {
-		b.dead = append(b.dead, f.m.id)
-	} else {
-		b.ready = append([]*fakeMessage{f.m}, b.ready...)
-	}
+	f.s.settleLocked(f.m)
+	b.returnLocked(f.m)
 	f.s.feedLocked()
 	return nil
 }
@@ -335,10 +396,16 @@ func (f *fakeAcknowledger) Reject(_ uint64, requeue bool) error {
 type fakeRunner struct {
 	results map[string][]commandResult
 	ran     []string
+	// signalAfter: once the command of this id ran, a SIGTERM comes, while the agent waits.
+	signalAfter string
+	signals     chan os.Signal
 }
 
 func (r *fakeRunner) run(it item) commandResult {
 	r.ran = append(r.ran, fmt.Sprintf("%s#%d", it.messageID, it.attempt))
+	if it.messageID == r.signalAfter {
+		r.signals <- syscall.SIGTERM
+	}
 	script := r.results[it.messageID]
 	if len(script) == 0 {
 		return exited(0)
@@ -355,6 +422,12 @@ func exited(code int) commandResult {
 	if code != 0 {
 		r.err = fmt.Errorf("command exited with status %d", code)
 	}
+	return r
+}
+
+func exitedAfter(code int, d time.Duration) commandResult {
+	r := exited(code)
+	r.duration = d
 	return r
 }
 
@@ -399,8 +472,14 @@ func TestDecisionPerItem(t *testing.T) {
 		wantDead    []string
 		wantError   string // in the outcome's error
 		wantCounts  [2]int // drain: processed, failed
-		wantLog     []string
-		outageBound time.Duration // BrokerOutage; 2s when 0
+		maxPrefetch int    // Config.MaxPrefetch
+		signalAfter string // a SIGTERM comes once this item's command ran, while the agent waits
+		// wantPrefetches: the prefetch of each drain consumer started; wantClosedWith: the items
+		// sessions held when they closed or were cut; each checked when not nil.
+		wantPrefetches []int
+		wantClosedWith []string
+		wantLog        []string
+		outageBound    time.Duration // BrokerOutage; 2s when 0
 	}{
 		{name: "one: exit 0 acks", mode: constants.ModeOne, broker: func() *fakeBroker { return newFakeBroker("m1", "m2") },
 			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1"}, wantRan: []string{"m1#1"}},
@@ -438,8 +517,9 @@ func TestDecisionPerItem(t *testing.T) {
 		{name: "drain: empty queue", mode: constants.ModeDrain, broker: func() *fakeBroker { return newFakeBroker() },
 			wantExit: outcome.ExitOK, wantResult: outcome.ResultEmpty},
 		{name: "drain: every item, then idle", mode: constants.ModeDrain, broker: func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
-			results:  map[string][]commandResult{"m2": {exited(1), exited(0)}},
-			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"ack m1", "reject m2 requeue=true", "ack m2", "ack m3"}, wantRan: []string{"m1#1", "m2#1", "m2#2", "m3#1"}, wantCounts: [2]int{3, 1}},
+			results: map[string][]commandResult{"m2": {exited(1), exited(0)}},
+			// m3 is held beside m2 (the commands are short), so it runs before m2 comes back.
+			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"ack m1", "reject m2 requeue=true", "ack m3", "ack m2"}, wantRan: []string{"m1#1", "m2#1", "m3#1", "m2#2"}, wantCounts: [2]int{3, 1}},
 		{name: "drain: the delivery limit dead-letters", mode: constants.ModeDrain, broker: func() *fakeBroker { b := newFakeBroker("m1"); b.deliveryLimit = 2; return b },
 			results:  map[string][]commandResult{"m1": {exited(1)}},
 			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed, wantSettled: []string{"reject m1 requeue=true", "reject m1 requeue=true"}, wantRan: []string{"m1#1", "m1#2"}, wantDead: []string{"m1"}, wantCounts: [2]int{0, 2}},
@@ -545,8 +625,94 @@ func TestDecisionPerItem(t *testing.T) {
 				b.deliveryLimit, b.cutAcks["m1"], b.outage = 2, 3, []error{connRefused}
 				return b
 			},
+			// m2, held beside m1 from the second session on (m1's command is short), goes back with
+			// each lost connection too, which counts it as a delivery: on RabbitMQ every give-back does.
 			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack lost m1", "ack lost m1", "ack m1", "ack m2"},
-			wantRan: []string{"m1#1", "m1#2", "m1#3", "m1#4", "m2#1"}, wantCounts: [2]int{2, 0}},
+			wantRan: []string{"m1#1", "m1#2", "m1#3", "m1#4", "m2#3"}, wantCounts: [2]int{2, 0}, wantClosedWith: []string{"m1", "m2", "m1", "m2", "m1"}},
+		{name: "outage: drain: prefetch 1: acks lost with the connection cost no other item a delivery", mode: constants.ModeDrain, maxPrefetch: 1,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2")
+				b.deliveryLimit, b.cutAcks["m1"], b.outage = 2, 3, []error{connRefused}
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack lost m1", "ack lost m1", "ack lost m1", "ack m1", "ack m2"},
+			wantRan: []string{"m1#1", "m1#2", "m1#3", "m1#4", "m2#1"}, wantCounts: [2]int{2, 0}, wantPrefetches: []int{1, 1, 1, 1}, wantClosedWith: []string{"m1", "m1", "m1"}},
+		{name: "prefetch: 2 after a short command, 1 after a long one", mode: constants.ModeDrain,
+			broker:  func() *fakeBroker { return newFakeBroker("m1", "m2", "m3", "m4", "m5", "m6") },
+			results: map[string][]commandResult{"m3": {exitedAfter(0, shortItem)}, "m4": {exitedAfter(0, time.Second)}},
+			// m1 is short: its consumer is cancelled before m1 is acked, and the next one has
+			// prefetch 2. m3 is long: m4, held meanwhile, runs, and is long too, so the next
+			// consumer has prefetch 1; after m5, short again, 2.
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3", "ack m4", "ack m5", "ack m6"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1", "m4#1", "m5#1", "m6#1"}, wantCounts: [2]int{6, 0}, wantPrefetches: []int{1, 2, 1, 2}, wantClosedWith: []string{}},
+		{name: "prefetch: 1 when the agent is told so", mode: constants.ModeDrain, maxPrefetch: 1,
+			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{3, 0}, wantPrefetches: []int{1}, wantClosedWith: []string{}},
+		{name: "prefetch: idle: the drain ends holding nothing, and gives nothing back", mode: constants.ModeDrain,
+			broker: func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
+			// The consumer of prefetch 2 is cancelled at the idle check; no nack, no item closed with the session.
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{3, 0}, wantPrefetches: []int{1, 2}, wantClosedWith: []string{}},
+		{name: "prefetch: the connection lost while an item is held: it goes back with the connection, an attempt spent", mode: constants.ModeDrain,
+			broker: func() *fakeBroker { b := newFakeBroker("m1", "m2", "m3", "m4"); b.cutAfter = "m2"; return b },
+			// m3, held while m2 ran, is not run from the dead session: it comes back as its second
+			// delivery, to a consumer of prefetch 2 at once (the commands are still short).
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3", "ack m4"},
+			wantRan: []string{"m1#1", "m2#1", "m3#2", "m4#1"}, wantCounts: [2]int{4, 0}, wantPrefetches: []int{1, 2, 2}, wantClosedWith: []string{"m3"},
+			wantLog: []string{"reconnected to the broker"}},
+		{name: "prefetch: a signal while idle: nothing held, nothing given back", mode: constants.ModeDrain, signalAfter: "m2",
+			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2") },
+			wantExit: outcome.ExitInterrupted, wantResult: outcome.ResultInterrupted, wantSettled: []string{"ack m1", "ack m2"},
+			wantRan: []string{"m1#1", "m2#1"}, wantCounts: [2]int{2, 0}, wantPrefetches: []int{1, 2}, wantClosedWith: []string{}},
+		{name: "prefetch: a signal during a command: the held item is given back unstarted", mode: constants.ModeDrain,
+			broker:  func() *fakeBroker { return newFakeBroker("m1", "m2", "m3", "m4") },
+			results: map[string][]commandResult{"m3": {signalled(143)}},
+			// The consumer is cancelled before m3 is rejected, so that m3's place is not filled.
+			wantExit: outcome.ExitInterrupted, wantResult: outcome.ResultInterrupted, wantSettled: []string{"ack m1", "ack m2", "reject m3 requeue=true", "nack m4#1 requeue=true"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{2, 0}, wantPrefetches: []int{1, 2}, wantClosedWith: []string{},
+			wantLog: []string{`item m4 "body of m4" attempt 1: not started; given back to the queue`}},
+		{name: "prefetch: exit 0 despite a signal: the held item is given back unstarted", mode: constants.ModeDrain,
+			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2", "m3", "m4") },
+			results:  map[string][]commandResult{"m3": {signalled(0)}},
+			wantExit: outcome.ExitInterrupted, wantResult: outcome.ResultInterrupted, wantSettled: []string{"ack m1", "ack m2", "ack m3", "nack m4#1 requeue=true"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{3, 0}, wantClosedWith: []string{}},
+		{name: "prefetch: 1: a signal during a command leaves no item to give back", mode: constants.ModeDrain, maxPrefetch: 1,
+			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
+			results:  map[string][]commandResult{"m2": {signalled(143)}},
+			wantExit: outcome.ExitInterrupted, wantResult: outcome.ResultInterrupted, wantSettled: []string{"ack m1", "reject m2 requeue=true"},
+			wantRan: []string{"m1#1", "m2#1"}, wantCounts: [2]int{1, 0}, wantClosedWith: []string{}},
+		{name: "prefetch: a command that cannot start: the held item is given back unstarted", mode: constants.ModeDrain,
+			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2", "m3", "m4") },
+			results:  map[string][]commandResult{"m3": {cannotStart(syscall.ENOENT)}},
+			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError, wantSettled: []string{"ack m1", "ack m2", "reject m3 requeue=true", "nack m4#1 requeue=true"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{2, 0}, wantClosedWith: []string{}, wantError: "no such file"},
+		{name: "prefetch: a classic queue that would retry forever: the held item is given back unstarted", mode: constants.ModeDrain,
+			broker:   func() *fakeBroker { b := newFakeBroker("m1", "m2", "m3", "m4"); b.classic = true; return b },
+			results:  map[string][]commandResult{"m2": {exited(1)}},
+			wantExit: outcome.ExitItemFailed, wantResult: outcome.ResultFailed,
+			wantSettled: []string{"ack m1", "reject m2 requeue=true", "ack m3", "reject m2 requeue=true", "nack m4#1 requeue=true"},
+			wantRan:     []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{2, 1}, wantClosedWith: []string{}},
+		{name: "prefetch: a record the broker refuses: the held item is given back unstarted", mode: constants.ModeDrain, records: true,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2", "m3", "m4")
+				b.recordErrs["m3"] = &queue.NotStoredError{Queue: "q.results", Reason: "no queue took it (312 NO_ROUTE)"}
+				return b
+			},
+			// m3 ran; its record was not stored, so it is left unsettled, to come back with the closed connection.
+			wantExit: outcome.ExitMisconfigured, wantResult: outcome.ResultError,
+			wantSettled: []string{"record m1#1 done", "ack m1", "record m2#1 done", "ack m2", "record lost m3", "nack m4#1 requeue=true"},
+			wantRan:     []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{2, 0}, wantClosedWith: []string{"m3"}, wantError: "kubectl workqueue run` declares it"},
+		{name: "prefetch: a lost record on a live connection: the held item is given back unstarted, and the drain goes on", mode: constants.ModeDrain, records: true,
+			broker: func() *fakeBroker {
+				b := newFakeBroker("m1", "m2", "m3", "m4")
+				b.recordErrs["m3"] = &queue.NackedError{Queue: "q.results"}
+				return b
+			},
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone,
+			wantSettled: []string{"record m1#1 done", "ack m1", "record m2#1 done", "ack m2", "record lost m3", "nack m4#1 requeue=true",
+				"record m3#2 done", "ack m3", "record m4#2 done", "ack m4"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1", "m3#2", "m4#2"}, wantCounts: [2]int{4, 0}, wantClosedWith: []string{"m3"}},
 		{name: "outage: one: an ack lost with the connection: the item is taken again", mode: constants.ModeOne,
 			broker: func() *fakeBroker {
 				b := newFakeBroker("m1")
@@ -631,12 +797,12 @@ func TestDecisionPerItem(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := tt.broker()
-			r := &fakeRunner{results: tt.results}
+			r := &fakeRunner{results: tt.results, signalAfter: tt.signalAfter, signals: make(chan os.Signal, 1)}
 			var log strings.Builder
 			a := newAgent(Config{
-				BrokerURL: "amqp://u:secret@broker:5672/", Queue: "q", Mode: tt.mode, Command: []string{"true"},
+				BrokerURL: "amqp://u:secret@broker:5672/", Queue: "q", Mode: tt.mode, Command: []string{"true"}, MaxPrefetch: tt.maxPrefetch,
 				Idle: 20 * time.Millisecond, EmptyWait: time.Millisecond, ConnectBudget: 300 * time.Millisecond, BrokerOutage: cmp.Or(tt.outageBound, 2*time.Second),
-				Log: &log, Stdout: io.Discard, Stderr: io.Discard,
+				Log: &log, Stdout: io.Discard, Stderr: io.Discard, Signals: r.signals,
 			})
 			if tt.records {
 				a.cfg.Results = "q.results"
@@ -654,6 +820,17 @@ func TestDecisionPerItem(t *testing.T) {
 			}
 			if fmt.Sprint(r.ran) != fmt.Sprint(tt.wantRan) {
 				t.Errorf("ran %q, want %q", r.ran, tt.wantRan)
+			}
+			for _, settled := range b.settled {
+				if nacked, ok := strings.CutPrefix(settled, "nack "); ok && slices.Contains(r.ran, strings.Fields(nacked)[0]) {
+					t.Errorf("%s: the agent nacked a delivery it ran; a run item is rejected", settled)
+				}
+			}
+			if tt.wantPrefetches != nil && fmt.Sprint(b.prefetches) != fmt.Sprint(tt.wantPrefetches) {
+				t.Errorf("consumers with prefetch %v, want %v", b.prefetches, tt.wantPrefetches)
+			}
+			if tt.wantClosedWith != nil && fmt.Sprint(b.closedWith) != fmt.Sprint(tt.wantClosedWith) {
+				t.Errorf("sessions closed holding %q, want %q", b.closedWith, tt.wantClosedWith)
 			}
 			if fmt.Sprint(b.dead) != fmt.Sprint(tt.wantDead) {
 				t.Errorf("dead-lettered %q, want %q", b.dead, tt.wantDead)

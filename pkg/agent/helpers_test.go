@@ -22,6 +22,8 @@ import (
 type queueSpec struct {
 	quorum        bool
 	deliveryLimit int // quorum only; 0 for none
+	// maxAttemptsOne: x-delivery-limit 0, as `fill --max-attempts 1` declares (quorum only).
+	maxAttemptsOne bool
 }
 
 // testQueue declares a fresh durable queue (and, for a quorum queue, its .failed queue) the way
@@ -39,6 +41,9 @@ func testQueue(t testing.TB, spec queueSpec) string {
 		args["x-dead-letter-routing-key"] = failed
 		if spec.deliveryLimit > 0 {
 			args["x-delivery-limit"] = spec.deliveryLimit
+		}
+		if spec.maxAttemptsOne {
+			args["x-delivery-limit"] = 0
 		}
 		if _, err := ch.QueueDeclare(failed, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 			t.Fatalf("declare %s: %v", failed, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -29,6 +30,14 @@ func newItem(d amqp.Delivery) item {
 		preview:   preview(d.Body),
 		delivery:  d,
 	}
+}
+
+// subject names the item and its attempt in a log line.
+func (it item) subject() string {
+	if it.preview != "" {
+		return fmt.Sprintf("item %s %q attempt %d", it.messageID, it.preview, it.attempt)
+	}
+	return fmt.Sprintf("item %s attempt %d", it.messageID, it.attempt)
 }
 
 // messageID returns the publisher's message id, or else a hash of the body: stable across

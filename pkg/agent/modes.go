@@ -72,6 +72,11 @@ func (a *agent) drain() Result {
 		case delivery, ok := <-a.sess.deliveries:
 			idle.Stop()
 			if !ok {
+				if a.sess.cancelled {
+					// Cancelled by adaptPrefetch: the next consumer has another prefetch.
+					a.sess.deliveries = nil
+					continue
+				}
 				if err := a.sessionFailed(errors.New("the broker closed the connection or cancelled the consumer")); err != nil {
 					return a.errorResult(err)
 				}
@@ -79,6 +84,7 @@ func (a *agent) drain() Result {
 			}
 			it := newItem(delivery)
 			if a.retriesForever(it) {
+				a.stopConsuming()
 				a.requeue(it)
 				return a.drainResult(fmt.Sprintf("item %s failed here before and came back with no delivery count (a classic queue, which has no delivery limit), so it was requeued and draining stops rather than retrying it forever", it.messageID))
 			}
@@ -106,13 +112,16 @@ func (a *agent) drain() Result {
 // agent goes back to the queue, but on a quorum queue that costs it a delivery attempt), then
 // processes whatever arrived meanwhile and checks that no ready message is left.
 func (a *agent) confirmEmpty() (done bool, err error) {
-	if cancelErr := a.sess.src.Cancel(a.sess.consumerTag); cancelErr != nil {
+	if cancelErr := a.cancelConsumer(); cancelErr != nil {
 		return false, a.sessionFailed(cancelErr)
 	}
-	deliveries := a.sess.deliveries
-	a.sess.deliveries = nil
 	arrived := false
-	for delivery := range deliveries {
+	for a.sess != nil && a.sess.deliveries != nil {
+		delivery, ok := <-a.sess.deliveries
+		if !ok {
+			a.sess.deliveries = nil
+			break
+		}
 		arrived = true
 		it := newItem(delivery)
 		if a.retriesForever(it) {

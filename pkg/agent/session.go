@@ -22,6 +22,8 @@ const (
 // table tests. Its errors are the client library's, which queue.Refusal classifies.
 type source interface {
 	Get() (amqp.Delivery, bool, error)
+	// SetPrefetch sets the prefetch of the consumers started after it.
+	SetPrefetch(prefetch int) error
 	Consume(tag string) (<-chan amqp.Delivery, error)
 	Cancel(tag string) error
 	Ready() (int, error)
@@ -34,10 +36,18 @@ type source interface {
 // session is one open source, with the drain-mode consumer while one is active, and the
 // recorder of result records when results are on.
 type session struct {
-	src         source
-	records     recorder
-	deliveries  <-chan amqp.Delivery
-	consumerTag string
+	src     source
+	records recorder
+	// prefetch is the channel's, which the next consumer starts with (1 when the session opens).
+	prefetch int
+	// deliveries, consumerTag and consumerPrefetch are the drain consumer's while one is
+	// active. cancelled: the agent cancelled it, and cancelConfirmed: the broker confirmed that;
+	// its channel still yields what was on its way, then closes.
+	deliveries       <-chan amqp.Delivery
+	consumerTag      string
+	consumerPrefetch int
+	cancelled        bool
+	cancelConfirmed  bool
 }
 
 func (s *session) close() {
@@ -52,8 +62,9 @@ func (s *session) close() {
 	}
 }
 
-// dialBroker opens the production source. Prefetch 1: a busy agent holds no item that another pod
-// could be working on. No write coalescing: the agent settles one item at a time, and would only
+// dialBroker opens the production source, with prefetch 1: a busy agent holds no item that another
+// pod could be working on; the drain consumer raises it while commands are short (see
+// wantPrefetch). No write coalescing: the agent settles one item at a time, and would only
 // wait the coalescing delay for every ack.
 func (a *agent) dialBroker(timeout time.Duration) (source, error) {
 	c, err := queue.DialConsumer(a.cfg.BrokerURL, a.cfg.Queue, 1,
@@ -181,7 +192,7 @@ func (a *agent) openSession(timeout time.Duration) opened {
 	if err != nil {
 		return opened{err: err}
 	}
-	s := &session{src: src}
+	s := &session{src: src, prefetch: 1}
 	if a.cfg.Results != "" {
 		if s.records, err = a.openRecorder(src, a.cfg.Results); err != nil {
 			src.Close()
@@ -239,16 +250,27 @@ func (a *agent) ensureConsumer() error {
 	if a.sess.deliveries != nil {
 		return nil
 	}
+	prefetch := a.wantPrefetch()
+	err := error(nil)
+	if a.sess.prefetch != prefetch {
+		if err = a.sess.src.SetPrefetch(prefetch); err == nil {
+			a.sess.prefetch = prefetch
+		}
+	}
 	a.consumerSeq++
 	tag := fmt.Sprintf("%s %d", a.connectionName, a.consumerSeq)
-	deliveries, err := a.sess.src.Consume(tag)
+	var deliveries <-chan amqp.Delivery
+	if err == nil {
+		deliveries, err = a.sess.src.Consume(tag)
+	}
 	if err != nil {
 		if err := a.sessionFailed(err); err != nil {
 			return err
 		}
 		return a.ensureConsumer()
 	}
-	a.sess.deliveries, a.sess.consumerTag = deliveries, tag
+	a.sess.deliveries, a.sess.consumerTag, a.sess.consumerPrefetch = deliveries, tag, prefetch
+	a.sess.cancelled, a.sess.cancelConfirmed = false, false
 	a.sessionWorks()
 	return nil
 }
@@ -294,8 +316,11 @@ func (a *agent) sessionWorks() {
 	a.worked = true
 }
 
+// dropSession closes the session; what its consumer delivered and the agent did not start goes
+// back to the queue first (see giveBackUnstarted).
 func (a *agent) dropSession() {
 	if a.sess != nil {
+		a.giveBackUnstarted()
 		a.sess.close()
 		a.sess = nil
 	}

@@ -33,14 +33,17 @@ func (a *agent) process(it item) (outcome.Outcome, error) {
 		code := run.exitCode
 		o.ExitCode = &code
 	}
-	subject := fmt.Sprintf("item %s attempt %d", it.messageID, it.attempt)
-	if it.preview != "" {
-		subject = fmt.Sprintf("item %s %q attempt %d", it.messageID, it.preview, it.attempt)
-	}
+	subject := it.subject()
 
 	var stop error
 	if run.signal != nil {
 		stop = &interruptedError{signal: run.signal}
+	}
+	if stop != nil || !run.started {
+		// The agent stops after this item: no other item must come in its place.
+		a.stopConsuming()
+	} else {
+		a.adaptPrefetch(run.duration)
 	}
 	switch {
 	case run.exitedZero():

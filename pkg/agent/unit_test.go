@@ -90,7 +90,8 @@ func (r *recordingAcknowledger) Reject(tag uint64, requeue bool) error {
 }
 
 // From RabbitMQ 4.3 only basic.reject counts toward a quorum queue's delivery limit, so every
-// path that gives an item back must reject it; a nack would bring a failing item back forever.
+// path that gives back an item the command ran (or tried to) must reject it; a nack would bring a
+// failing item back forever. Only an item never started is nacked (see TestDecisionPerItem).
 func TestEveryGiveBackIsAReject(t *testing.T) {
 	cases := []struct {
 		name    string

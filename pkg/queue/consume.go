@@ -62,6 +62,12 @@ func (c *Consumer) Get() (d amqp.Delivery, ok bool, err error) {
 	return c.ch.Get(c.queue, false)
 }
 
+// SetPrefetch sets how many unacknowledged messages the consumers started after it may hold at
+// once; a consumer already started keeps the prefetch it started with.
+func (c *Consumer) SetPrefetch(prefetch int) error {
+	return c.ch.Qos(prefetch, 0, false)
+}
+
 // Consume delivers messages as they arrive, unacknowledged, up to the prefetch at a time, under
 // the consumer tag given. The channel closes when the consumer is cancelled or the connection
 // is lost.
