@@ -260,29 +260,10 @@ func TestSigtermMidItemExitsInterruptedAndRequeues(t *testing.T) {
 
 	cmd := exec.Command(agentBinary(t), "--queue", queue, "--termination-log", termLog, "--", "sh", "-c", `touch "$0"; exec sleep 600`, started)
 	cmd.Env = baseEnv("BROKER_URL=" + agentURL)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("the command never started; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != outcome.ExitInterrupted {
-		t.Fatalf("exit %d (%v), want %d; stderr:\n%s", code, err, outcome.ExitInterrupted, stderr.String())
-	}
+	interruptOnceStarted(t, cmd, "the command never started", func() bool {
+		_, err := os.Stat(started)
+		return err == nil
+	})
 	data, _ := os.ReadFile(termLog)
 	if o, err := outcome.Decode(string(data)); err != nil || o.Result != outcome.ResultInterrupted || o.Item != "long item" {
 		t.Errorf("termination message %q (%v)", data, err)
@@ -307,30 +288,10 @@ func TestSigtermInDrainModeGivesBackTheItemHeldUnstarted(t *testing.T) {
 	script := `read item; case "$item" in slow) trap 'exit 143' TERM; touch "$0"; while :; do sleep 0.05; done;; esac`
 	cmd := exec.Command(agentBinary(t), "--mode", "drain", "--queue", queue, "--termination-log", termLog, "--", "sh", "-c", script, started)
 	cmd.Env = baseEnv("BROKER_URL=" + agentURL)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	stderr := interruptOnceStarted(t, cmd, "the command never started, or the agent does not hold the next item", func() bool {
 		_, err := os.Stat(started)
-		if err == nil && testbroker.Ready(t, queue) == 0 { // "held" is the agent's
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("the command never started, or the agent does not hold the next item; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != outcome.ExitInterrupted {
-		t.Fatalf("exit %d (%v), want %d; stderr:\n%s", code, err, outcome.ExitInterrupted, stderr.String())
-	}
+		return err == nil && testbroker.Ready(t, queue) == 0 // "held" is the agent's
+	})
 	if !strings.Contains(stderr.String(), `"held" attempt 1: not started; given back to the queue`) {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
@@ -386,4 +347,29 @@ func TestUsageNamesEveryExitCode(t *testing.T) {
 			t.Errorf("the usage text lacks %q:\n%s", want, usage)
 		}
 	}
+}
+
+// interruptOnceStarted starts the agent cmd, waits up to a minute for started to hold (or fails
+// saying never), sends it SIGTERM and checks that it exits as interrupted. It returns its stderr.
+func interruptOnceStarted(t *testing.T, cmd *exec.Cmd, never string, started func() bool) *bytes.Buffer {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !started(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("%s; stderr:\n%s", never, stderr.String())
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != outcome.ExitInterrupted {
+		t.Fatalf("exit %d (%v), want %d; stderr:\n%s", code, err, outcome.ExitInterrupted, stderr.String())
+	}
+	return &stderr
 }
