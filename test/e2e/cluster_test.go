@@ -119,7 +119,7 @@ func testBrokerScaledToThreeNodesLosesNoItemWithANode(t *testing.T, image string
 	c.waitForStatus("early", time.Minute, wantMembers...)
 	t.Logf("status:\n%s", c.waitForStatus("spread", time.Minute, "Broker: 3 nodes, 3 running", "members of queue spread: 3 of 3 online"))
 
-	got := c.drainQueue("spread")
+	got := c.drainQueue("spread", n)
 	seen := map[string]bool{}
 	for _, body := range got {
 		seen[body] = true
