@@ -95,6 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (agent.Config, error) {
 	flags.DurationVar(&cfg.Grace, "grace", agent.DefaultGrace, "after SIGTERM, how long the command may take to stop before it is killed")
 	flags.DurationVar(&cfg.BrokerOutage, "broker-outage", agent.DefaultBrokerOutage,
 		"once the agent has worked with the broker, how long it waits for a lost broker to come back before it exits 8")
+	flags.IntVar(&cfg.MaxAttempts, "max-attempts", 0,
+		"the queue's delivery attempts per item (0: not known); at 1, drain mode never holds an item it has not started")
 	flags.StringVar(&cfg.Results, "results", "", "publish a result record per settled attempt to this queue, normally QUEUE"+constants.ResultsSuffix+" (empty: no records)")
 	flags.IntVar(&cfg.ResultSize, "result-size", outcome.DefaultResultSize, fmt.Sprintf("with --results: the most bytes of output a record holds (1 to %d)", agent.MaxResultSize))
 	flags.StringVar(&cfg.TerminationLog, "termination-log", agent.DefaultTerminationLog, "file to write the JSON outcome to")
@@ -107,8 +109,8 @@ Takes items from the RabbitMQ queue and runs COMMAND for each, with the item on 
 WORKQUEUE_QUEUE, WORKQUEUE_MESSAGE_ID and WORKQUEUE_ATTEMPT in its environment.
 Exit 0 acks the item; anything else gives it back to the queue (basic.reject), which retries it
 up to its delivery limit. In drain mode, while commands take less than 0.1s, the next item is kept
-ready; one not started when the agent stops goes back with basic.nack. BROKER_URL must be set in
-the environment.
+ready (not with --max-attempts 1); one not started when the agent stops goes back with basic.nack.
+BROKER_URL must be set in the environment.
 
 With --results QUEUE.results, each attempt that ends with the command's exit (or its --timeout)
 first publishes a result record to that queue, confirmed by the broker before the item is acked
@@ -137,6 +139,11 @@ Flags:
 	}
 	if cfg.Timeout < 0 || cfg.Idle <= 0 || cfg.Grace <= 0 || cfg.BrokerOutage <= 0 {
 		err := errors.New("--timeout must not be negative; --idle, --grace and --broker-outage must be positive")
+		fmt.Fprintf(stderr, "workqueue-agent: %v\n", err)
+		return cfg, err
+	}
+	if cfg.MaxAttempts < 0 {
+		err := errors.New("--max-attempts must not be negative: give the queue's attempts per item, or 0 when not known")
 		fmt.Fprintf(stderr, "workqueue-agent: %v\n", err)
 		return cfg, err
 	}

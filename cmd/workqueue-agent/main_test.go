@@ -151,6 +151,7 @@ func TestMisconfigurationExitsWithItsCode(t *testing.T) {
 		{"bad mode from the environment", baseEnv("BROKER_URL=amqp://u:secret-pw@h/", "QUEUE=q", "WORKQUEUE_MODE=every"), []string{"--termination-log", termLog, "--", "true"}, `unknown mode "every"`},
 		{"unknown flag", baseEnv(), []string{"--termination-log", termLog, "--broker", "amqp://x", "--", "true"}, "flag provided but not defined: -broker"},
 		{"negative timeout", baseEnv(), []string{"--termination-log", termLog, "--timeout", "-1s", "--", "true"}, "--timeout must not be negative"},
+		{"negative max attempts", baseEnv(), []string{"--termination-log", termLog, "--max-attempts", "-1", "--", "true"}, "--max-attempts must not be negative"},
 		{"no broker outage", baseEnv(), []string{"--termination-log", termLog, "--broker-outage", "0s", "--", "true"}, "--broker-outage must be positive"},
 		{"result size 0", baseEnv(), []string{"--termination-log", termLog, "--results", "q.results", "--result-size", "0", "--", "true"}, "--result-size must be 1 to 16777216 bytes"},
 		{"result size over 16 MiB", baseEnv(), []string{"--termination-log", termLog, "--result-size", "16777217", "--", "true"}, "--result-size must be 1 to 16777216 bytes"},

@@ -37,6 +37,9 @@ readonly IMG_RABBITMQ4=localhost/workqueue/rabbitmq:4.0.5
 readonly IMG_WORKER=localhost/workqueue/seed-worker:1
 readonly IMG_BUSYBOX=localhost/workqueue/busybox:1
 readonly IMG_AGENT=localhost/workqueue/agent:e2e
+# busybox with the agent in it, as a user's image built with the agent copied in (run --agent-path).
+readonly IMG_BUSYBOX_AGENT=localhost/workqueue/busybox-agent:e2e
+readonly BUSYBOX_AGENT_PATH=/usr/local/bin/workqueue-agent
 readonly APT_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables debootstrap
 	busybox-static conntrack iproute2 amqp-tools)
 
@@ -427,11 +430,16 @@ load_agent() {
 	"$BIN/mkimage" -out "$IMAGES/agent.tar" -tag "$IMG_AGENT" \
 		-file "$IMAGES/agent/workqueue-agent:/workqueue-agent" -entrypoint '["/workqueue-agent"]' -user 65532:65532 ||
 		die "building the agent image failed"
+	build_busybox_rootfs
+	"$BIN/mkimage" -out "$IMAGES/busybox-agent.tar" -tag "$IMG_BUSYBOX_AGENT" -rootfs "$ROOTFS/busybox" \
+		-file "$IMAGES/agent/workqueue-agent:$BUSYBOX_AGENT_PATH" -cmd '["sh"]' ||
+		die "building the busybox image with the agent failed"
 	if [[ -S $CTRD_SOCK ]] && component_running containerd; then
 		import_image "$IMAGES/agent.tar"
-		log "imported $IMG_AGENT"
+		import_image "$IMAGES/busybox-agent.tar"
+		log "imported $IMG_AGENT and $IMG_BUSYBOX_AGENT"
 	else
-		log "containerd is not running; $IMG_AGENT will be imported by the next 'up'"
+		log "containerd is not running; $IMG_AGENT and $IMG_BUSYBOX_AGENT will be imported by the next 'up'"
 	fi
 }
 

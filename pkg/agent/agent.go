@@ -105,6 +105,10 @@ type Config struct {
 	// MaxPrefetch is how many items a drain consumer may hold: 1, or 2 to keep the next item
 	// ready while commands are short (see wantPrefetch); DefaultMaxPrefetch when 0.
 	MaxPrefetch int
+	// MaxAttempts is the queue's delivery attempts per item as the user gave them to run; 0 when
+	// not known. At 1 a drain consumer holds one item at a time: before RabbitMQ 4.3 an item
+	// held unstarted and given back would spend its only attempt, and be dead-lettered unrun.
+	MaxAttempts int
 
 	// Results is the queue that gets a result record for every attempt the agent settles
 	// because the command ran (normally QUEUE.results); empty for none. See publishRecord.
@@ -235,6 +239,9 @@ func newAgent(cfg Config) *agent {
 	}
 	if cfg.MaxPrefetch == 0 {
 		cfg.MaxPrefetch = DefaultMaxPrefetch
+	}
+	if cfg.MaxAttempts == 1 {
+		cfg.MaxPrefetch = 1
 	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout

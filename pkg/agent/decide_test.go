@@ -473,6 +473,7 @@ func TestDecisionPerItem(t *testing.T) {
 		wantError   string // in the outcome's error
 		wantCounts  [2]int // drain: processed, failed
 		maxPrefetch int    // Config.MaxPrefetch
+		maxAttempts int    // Config.MaxAttempts
 		signalAfter string // a SIGTERM comes once this item's command ran, while the agent waits
 		// wantPrefetches: the prefetch of each drain consumer started; wantClosedWith: the items
 		// sessions held when they closed or were cut; each checked when not nil.
@@ -649,6 +650,14 @@ func TestDecisionPerItem(t *testing.T) {
 			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
 			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3"},
 			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{3, 0}, wantPrefetches: []int{1}, wantClosedWith: []string{}},
+		{name: "prefetch: 1 when the queue allows one attempt per item", mode: constants.ModeDrain, maxAttempts: 1,
+			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{3, 0}, wantPrefetches: []int{1}, wantClosedWith: []string{}},
+		{name: "prefetch: 2 when the queue allows two attempts per item", mode: constants.ModeDrain, maxAttempts: 2,
+			broker:   func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
+			wantExit: outcome.ExitOK, wantResult: outcome.ResultDone, wantSettled: []string{"ack m1", "ack m2", "ack m3"},
+			wantRan: []string{"m1#1", "m2#1", "m3#1"}, wantCounts: [2]int{3, 0}, wantPrefetches: []int{1, 2}, wantClosedWith: []string{}},
 		{name: "prefetch: idle: the drain ends holding nothing, and gives nothing back", mode: constants.ModeDrain,
 			broker: func() *fakeBroker { return newFakeBroker("m1", "m2", "m3") },
 			// The consumer of prefetch 2 is cancelled at the idle check; no nack, no item closed with the session.
@@ -800,7 +809,7 @@ func TestDecisionPerItem(t *testing.T) {
 			r := &fakeRunner{results: tt.results, signalAfter: tt.signalAfter, signals: make(chan os.Signal, 1)}
 			var log strings.Builder
 			a := newAgent(Config{
-				BrokerURL: "amqp://u:secret@broker:5672/", Queue: "q", Mode: tt.mode, Command: []string{"true"}, MaxPrefetch: tt.maxPrefetch,
+				BrokerURL: "amqp://u:secret@broker:5672/", Queue: "q", Mode: tt.mode, Command: []string{"true"}, MaxPrefetch: tt.maxPrefetch, MaxAttempts: tt.maxAttempts,
 				Idle: 20 * time.Millisecond, EmptyWait: time.Millisecond, ConnectBudget: 300 * time.Millisecond, BrokerOutage: cmp.Or(tt.outageBound, 2*time.Second),
 				Log: &log, Stdout: io.Discard, Stderr: io.Discard, Signals: r.signals,
 			})

@@ -59,17 +59,19 @@ func deliveriesByID(t *testing.T, queue string) map[string]amqp.Delivery {
 // signal stops it: the item is ready again at once, and it lost an attempt only where the broker
 // counts every give-back (RabbitMQ before 4.3; the agent nacks it, which 4.3 does not count).
 // The item that was running is rejected and counts as an attempt on every version. With prefetch
-// 1 the agent holds no other item, and the consumer is cancelled before the interrupted item is
+// 1, or told that the queue allows one attempt per item, the agent holds no other item, and the consumer is cancelled before the interrupted item is
 // given back, so that the broker sends nothing in its place.
 func TestDrainGivesBackTheItemItHeldWhenASignalStopsIt(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		spec        queueSpec
 		maxPrefetch int
+		maxAttempts int // what the agent is told of the queue
 	}{
-		{"quorum", queueSpec{quorum: true, deliveryLimit: 5}, 0},
-		{"classic", queueSpec{}, 0},
-		{"quorum prefetch 1", queueSpec{quorum: true, deliveryLimit: 5}, 1},
+		{"quorum", queueSpec{quorum: true, deliveryLimit: 5}, 0, 0},
+		{"classic", queueSpec{}, 0, 0},
+		{"quorum prefetch 1", queueSpec{quorum: true, deliveryLimit: 5}, 1, 0},
+		{"quorum told one attempt per item", queueSpec{quorum: true, deliveryLimit: 5}, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			queue := testQueue(t, tc.spec)
@@ -78,11 +80,11 @@ func TestDrainGivesBackTheItemItHeldWhenASignalStopsIt(t *testing.T) {
 			dir := t.TempDir()
 			started := filepath.Join(dir, "started")
 			termLog := filepath.Join(dir, "termination-log")
-			run := startAgent(t, Config{Queue: queue, Mode: constants.ModeDrain, MaxPrefetch: tc.maxPrefetch, TerminationLog: termLog,
+			run := startAgent(t, Config{Queue: queue, Mode: constants.ModeDrain, MaxPrefetch: tc.maxPrefetch, MaxAttempts: tc.maxAttempts, TerminationLog: termLog,
 				Command: []string{"sh", "-c", heldItemCommand, started}})
 
 			waitForFile(t, started)
-			holds := tc.maxPrefetch != 1
+			holds := tc.maxPrefetch != 1 && tc.maxAttempts != 1
 			if holds {
 				eventuallyReady(t, queue, 0) // "held" is the agent's
 			}

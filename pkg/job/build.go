@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
@@ -197,6 +198,15 @@ func podSpec(s Spec, withAgent bool) *corev1ac.PodSpecApplyConfiguration {
 		return pod.WithContainers(worker)
 	}
 
+	if s.AgentInImage != "" {
+		worker.
+			WithCommand(agentCommand(s)...).
+			WithTerminationMessagePolicy(corev1.TerminationMessageReadFile)
+		return pod.
+			WithTerminationGracePeriodSeconds(agentGracePeriodSeconds).
+			WithContainers(worker)
+	}
+
 	install := corev1ac.Container().
 		WithName(InitContainerName).
 		WithImage(s.AgentImage).
@@ -244,12 +254,16 @@ func restrictedContainer() *corev1ac.SecurityContextApplyConfiguration {
 }
 
 func agentCommand(s Spec) []string {
-	command := []string{AgentPath, "--mode=" + string(s.Mode)}
+	command := []string{cmp.Or(s.AgentInImage, AgentPath), "--mode=" + string(s.Mode)}
 	if s.ItemTimeout > 0 {
 		command = append(command, "--timeout="+s.ItemTimeout.String())
 	}
 	if s.BrokerOutage > 0 {
 		command = append(command, "--broker-outage="+s.BrokerOutage.String())
+	}
+	if s.Mode == constants.ModeDrain && s.MaxAttempts == 1 {
+		// So that no item is held unstarted, which could spend its only attempt.
+		command = append(command, "--max-attempts=1")
 	}
 	if s.ResultSize > 0 {
 		command = append(command, "--results="+s.Queue+constants.ResultsSuffix, "--result-size="+strconv.Itoa(s.ResultSize))

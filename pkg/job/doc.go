@@ -72,4 +72,8 @@
 //	                [/workqueue/workqueue-agent, --mode=<mode>, --timeout=<ItemTimeout>?, --, <command>...]
 //	                terminationMessagePolicy File (the agent writes an outcome.Outcome there)
 //	terminationGracePeriodSeconds: 30 (the agent waits up to 25 s for the command after SIGTERM)
+//
+// With Spec.AgentInImage the worker's image already holds the agent at that path: no volume, no
+// init container, and the worker runs [<AgentInImage>, --mode=<mode>, ..., --, <command>...]. A
+// pod then starts one container, as the example's do, which matters when a pod runs one item.
 package job

@@ -90,6 +90,17 @@ func goldenSpecs() map[string]Spec {
 			AgentImage:       "ghcr.io/kubectl-workqueue/workqueue-agent:v0.1.0",
 			BrokerSecret:     brokerSecret,
 		},
+		// The worker's image holds the agent: no init container, no volume.
+		"agent-in-image": {
+			Namespace:    "batch",
+			Queue:        "thumbnails",
+			Image:        "registry.example.com/thumbnailer-with-agent:3",
+			Command:      []string{"thumbnail", "--size=256"},
+			Completions:  ptrTo[int32](20),
+			AgentInImage: "/usr/local/bin/workqueue-agent",
+			ResultSize:   4096,
+			BrokerSecret: brokerSecret,
+		},
 		// ':' and '/' are fine in an AMQP queue name but not in a label value.
 		"queue-label-hash": {
 			Name:         "orders-eu",
@@ -169,6 +180,9 @@ func TestValidateErrors(t *testing.T) {
 		{"no image", func(s *Spec) { s.Image = "" }, "set --image"},
 		{"blank image", func(s *Spec) { s.Image = "  " }, "set --image"},
 		{"unknown mode", func(s *Spec) { s.Mode = "all" }, `mode "all" is not known`},
+		{"relative agent path", func(s *Spec) { s.Command = []string{"true"}; s.AgentInImage = "bin/workqueue-agent" },
+			`agent path "bin/workqueue-agent" is not absolute`},
+		{"agent path without a command", func(s *Spec) { s.AgentInImage = "/usr/local/bin/workqueue-agent" }, "an agent path needs a command after --"},
 		{"one mode without completions", func(s *Spec) { s.Completions = nil }, "set --completions"},
 		{"negative completions", func(s *Spec) { s.Completions = ptrTo[int32](-1) }, "completions is -1"},
 		{"drain mode with completions", func(s *Spec) { s.Mode = constants.ModeDrain }, "drop --completions or use --mode one"},
@@ -471,6 +485,13 @@ func TestAgentCommand(t *testing.T) {
 	spec.BrokerOutage = 90 * time.Second
 	worker = mustBuild(t, spec).Spec.Template.Spec.Containers[0]
 	if want := []string{AgentPath, "--mode=drain", "--broker-outage=1m30s", "--"}; !slices.Equal(worker.Command[:4], want) {
+		t.Errorf("worker command = %q, want it to start with %q", worker.Command, want)
+	}
+
+	// One attempt per item: a drain agent must not hold an item it has not started.
+	spec.BrokerOutage, spec.MaxAttempts = 0, 1
+	worker = mustBuild(t, spec).Spec.Template.Spec.Containers[0]
+	if want := []string{AgentPath, "--mode=drain", "--max-attempts=1", "--"}; !slices.Equal(worker.Command[:4], want) {
 		t.Errorf("worker command = %q, want it to start with %q", worker.Command, want)
 	}
 }

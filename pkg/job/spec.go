@@ -2,7 +2,7 @@ package job
 
 import (
 	"fmt"
-	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/constants"
 )
 
 // Defaults applied by Build to zero fields of a Spec.
@@ -69,6 +71,10 @@ type Spec struct {
 	RunAsNonRoot    bool
 	ImagePullPolicy corev1.PullPolicy // "" leaves the cluster's default
 	AgentImage      string            // the image holding /workqueue-agent; required with Command
+	// AgentInImage is where the worker's own image holds the agent (copied from the agent image
+	// when it was built); "" to have an init container copy it from AgentImage into each pod.
+	// Without the init container a pod starts one container fewer, as the example's pods do.
+	AgentInImage string
 	// BrokerSecret is where BROKER_URL comes from; the URL itself never appears in the Job.
 	BrokerSecret corev1.SecretKeySelector
 	Labels       map[string]string // extra labels for the Job and its pods
@@ -207,7 +213,13 @@ func (s Spec) Validate() error {
 	if len(d.Command) == 0 && d.ItemTimeout > 0 {
 		add("an item timeout of %s needs the agent, which runs only with a command after --: give the command, or drop the item timeout", d.ItemTimeout)
 	}
-	if len(d.Command) > 0 && strings.TrimSpace(d.AgentImage) == "" {
+	if d.AgentInImage != "" && !path.IsAbs(d.AgentInImage) {
+		add("agent path %q is not absolute: give where the image holds the agent, such as /usr/local/bin/workqueue-agent", d.AgentInImage)
+	}
+	if d.AgentInImage != "" && len(d.Command) == 0 {
+		add("an agent path needs a command after --, which the agent runs for each item: give the command, or drop --agent-path")
+	}
+	if len(d.Command) > 0 && d.AgentInImage == "" && strings.TrimSpace(d.AgentImage) == "" {
 		add("agent image is empty but a command is given: set --agent-image to an image holding /workqueue-agent, or drop the command to run the image's entrypoint")
 	}
 

@@ -59,6 +59,18 @@ func TestRunWithoutCommandKeepsTheImageEntrypoint(t *testing.T) {
 	}
 }
 
+func TestRunWithTheAgentInTheImageHasNoInitContainer(t *testing.T) {
+	out, _, err := runCommand(t, newFakeGetter(), "", "run", "job1", "--image", "worker-with-agent:1", "--completions", "8", "--dry-run=client", "-o", "yaml",
+		"--broker-url", "amqp://u:p@h/", "--agent-path", "/usr/local/bin/workqueue-agent", "--", "sh", "-c", "cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "initContainers") || strings.Contains(out, "emptyDir") || strings.Contains(out, "workqueue-agent:") ||
+		!strings.Contains(out, "- /usr/local/bin/workqueue-agent") || !strings.Contains(out, "--mode=one") {
+		t.Fatalf("%s", out)
+	}
+}
+
 func TestRunRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 	cases := []rejection{
 		{[]string{"run", "job1"}, "image is empty"},
@@ -75,6 +87,9 @@ func TestRunRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 		{[]string{"run", "job1", "--image", "i", "--parallelism", "0"}, "parallelism"},
 		{[]string{"run", "job1", "extra", "--image", "i"}, "a command to run goes after --"},
 		{[]string{"run", "job1", "--image", "i", "--item-timeout", "5s"}, "timeout"},
+		{[]string{"run", "job1", "--image", "i", "--agent-path", "/agent", "--agent-image", "a:1", "--", "true"}, "--agent-path and --agent-image both say"},
+		{[]string{"run", "job1", "--image", "i", "--agent-path", "agent", "--", "true"}, `agent path "agent" is not absolute`},
+		{[]string{"run", "job1", "--image", "i", "--agent-path", "/agent"}, "an agent path needs a command after --"},
 	}
 	expectRejections(t, cases)
 }

@@ -144,6 +144,13 @@ func BenchmarkJobs(b *testing.B) {
 					"--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
 					"--", "sh", "-c", "sleep "+work+"; cat")
 			}},
+		// The agent in the worker's image: no init container, one container per pod as the example's.
+		"one-baked": {"one-baked", fmt.Sprintf("run --mode one --parallelism %d --agent-path, busybox with the agent in it, sh -c 'sleep %s; cat'", parallelism, work),
+			func(b *testing.B, ns, queue string) (func() error, *lineRecorder, *lineRecorder, *exec.Cmd) {
+				return startRun(b, ns, queue, "--mode", "one", "--parallelism", fmt.Sprint(parallelism), "-v=6",
+					"--image", busyboxAgentImage, "--image-pull-policy", "Never", "--agent-path", busyboxAgentPath,
+					"--", "sh", "-c", "sleep "+work+"; cat")
+			}},
 		"drain": {"drain", fmt.Sprintf("run --mode drain --parallelism %d, agent + busybox sh -c 'sleep %s; cat'", parallelism, work),
 			func(b *testing.B, ns, queue string) (func() error, *lineRecorder, *lineRecorder, *exec.Cmd) {
 				return startRun(b, ns, queue, "--mode", "drain", "--parallelism", fmt.Sprint(parallelism), "-v=6",
@@ -167,7 +174,7 @@ func BenchmarkJobs(b *testing.B) {
 	for i, name := range order {
 		s, ok := scenarios[strings.TrimSpace(name)]
 		if !ok {
-			b.Fatalf("JOBS: no scenario %q (example, floor, one, one-seed, drain)", name)
+			b.Fatalf("JOBS: no scenario %q (example, floor, one, one-baked, one-seed, drain)", name)
 		}
 		queue := fmt.Sprintf("%s-%d", s.name, i)
 		switch s.name {
@@ -452,6 +459,9 @@ func printJobs(n, parallelism int, work string, rows []row) {
 	if ex, ok := times["example"]; ok {
 		if one, ok := times["one"]; ok {
 			fmt.Printf("mode one / example: %.2fx the example's time (goal <= 1.1x)\n", one.Seconds()/ex.Seconds())
+		}
+		if one, ok := times["one-baked"]; ok {
+			fmt.Printf("mode one, agent in the image / example: %.2fx the example's time (goal <= 1.1x)\n", one.Seconds()/ex.Seconds())
 		}
 		if d, ok := times["drain"]; ok {
 			fmt.Printf("drain: %.1fx faster than the example (goal >= 50x)\n", ex.Seconds()/d.Seconds())

@@ -40,6 +40,9 @@ const (
 	rabbitmqImage   = "localhost/workqueue/rabbitmq:4.0.5"
 	seedWorkerImage = "localhost/workqueue/seed-worker:1"
 	busyboxImage    = "localhost/workqueue/busybox:1"
+	// busybox with the agent copied in (hack/localcluster's load-agent), for run --agent-path.
+	busyboxAgentImage = "localhost/workqueue/busybox-agent:e2e"
+	busyboxAgentPath  = "/usr/local/bin/workqueue-agent"
 )
 
 var (

@@ -41,6 +41,9 @@ const (
 	rabbitmqImage   = rabbitmq4Image
 	seedWorkerImage = "localhost/workqueue/seed-worker:1"
 	busyboxImage    = "localhost/workqueue/busybox:1"
+	// busybox built with the agent copied in, as hack/localcluster builds it, for run --agent-path.
+	busyboxAgentImage = "localhost/workqueue/busybox-agent:e2e"
+	busyboxAgentPath  = "/usr/local/bin/workqueue-agent"
 )
 
 func TestMain(m *testing.M) {

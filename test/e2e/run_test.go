@@ -114,6 +114,36 @@ func TestRunAgentInjectedItemsArriveByteForByte(t *testing.T) {
 	}
 }
 
+// An image built with the agent in it (run --agent-path): pods with one container and no
+// volume, as the example's, and each item still reaches the command and is acked by the agent.
+func TestRunWithTheAgentInTheImage(t *testing.T) {
+	c := newCluster(t)
+	c.deployBroker()
+	items := []string{"red", "green", "blue"}
+	c.fillItems("baked", items)
+
+	out, err := c.runWorkqueue("baked", "--image", busyboxAgentImage, "--image-pull-policy", "Never", "--agent-path", busyboxAgentPath,
+		"--logs", "--", "sh", "-c", `read item; echo "painted $item"`)
+	if err != nil {
+		t.Fatalf("run failed: %v", err)
+	}
+	for _, item := range items {
+		if !strings.Contains(out, "painted "+item) {
+			t.Errorf("no pod painted %q", item)
+		}
+	}
+	if !strings.Contains(out, "3 processed") || !strings.Contains(out, "all items of queue baked processed") {
+		t.Fatal("summary does not say all 3 items were processed")
+	}
+	pods, err := c.kubectl("get", "pods", "-l", "job-name=baked", "-o", `jsonpath={range .items[*]}{.metadata.name} init=[{.spec.initContainers[*].name}] volumes=[{.spec.volumes[*].name}]{"\n"}{end}`)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, pods)
+	}
+	if strings.Count(pods, "init=[] volumes=[") != len(items) || strings.Contains(pods, "workqueue-agent") {
+		t.Errorf("want %d pods without an init container or the agent's volume:\n%s", len(items), pods)
+	}
+}
+
 func TestRunDrainMode500ItemsThreePods(t *testing.T) {
 	c := newCluster(t)
 	c.deployBroker()
