@@ -59,8 +59,9 @@ func deliveriesByID(t *testing.T, queue string) map[string]amqp.Delivery {
 // signal stops it: the item is ready again at once, and it lost an attempt only where the broker
 // counts every give-back (RabbitMQ before 4.3; the agent nacks it, which 4.3 does not count).
 // The item that was running is rejected and counts as an attempt on every version. With prefetch
-// 1, or told that the queue allows one attempt per item, the agent holds no other item, and the consumer is cancelled before the interrupted item is
-// given back, so that the broker sends nothing in its place.
+// 1, or told that the queue allows one attempt per item, the agent holds no other item, and the
+// consumer is cancelled before the interrupted item is given back, so that the broker sends
+// nothing in its place.
 func TestDrainGivesBackTheItemItHeldWhenASignalStopsIt(t *testing.T) {
 	for _, tc := range []struct {
 		name        string

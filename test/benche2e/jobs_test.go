@@ -151,6 +151,13 @@ func BenchmarkJobs(b *testing.B) {
 					"--image", busyboxAgentImage, "--image-pull-policy", "Never", "--agent-path", busyboxAgentPath,
 					"--", "sh", "-c", "sleep "+work+"; cat")
 			}},
+		// Drain without result records: what the records' confirmed publish costs per item.
+		"drain-noresults": {"drain-noresults", fmt.Sprintf("run --mode drain --parallelism %d --results=false, agent + busybox sh -c 'sleep %s; cat'", parallelism, work),
+			func(b *testing.B, ns, queue string) (func() error, *lineRecorder, *lineRecorder, *exec.Cmd) {
+				return startRun(b, ns, queue, "--mode", "drain", "--parallelism", fmt.Sprint(parallelism), "-v=6", "--results=false",
+					"--image", busyboxImage, "--image-pull-policy", "Never", "--agent-image", agentImage,
+					"--", "sh", "-c", "sleep "+work+"; cat")
+			}},
 		"drain": {"drain", fmt.Sprintf("run --mode drain --parallelism %d, agent + busybox sh -c 'sleep %s; cat'", parallelism, work),
 			func(b *testing.B, ns, queue string) (func() error, *lineRecorder, *lineRecorder, *exec.Cmd) {
 				return startRun(b, ns, queue, "--mode", "drain", "--parallelism", fmt.Sprint(parallelism), "-v=6",
@@ -174,7 +181,7 @@ func BenchmarkJobs(b *testing.B) {
 	for i, name := range order {
 		s, ok := scenarios[strings.TrimSpace(name)]
 		if !ok {
-			b.Fatalf("JOBS: no scenario %q (example, floor, one, one-baked, one-seed, drain)", name)
+			b.Fatalf("JOBS: no scenario %q (example, floor, one, one-baked, one-seed, drain, drain-noresults)", name)
 		}
 		queue := fmt.Sprintf("%s-%d", s.name, i)
 		switch s.name {
@@ -452,9 +459,9 @@ func printJobs(n, parallelism int, work string, rows []row) {
 		}
 	}
 	fmt.Printf("\n%d items of %s s work, parallelism %d (one run; the machine may be shared)\n", n, work, parallelism)
-	fmt.Printf("%-10s %9s %8s %6s %10s  %s\n", "scenario", "seconds", "items/s", "pods", "pod life", "what")
+	fmt.Printf("%-16s %9s %8s %6s %10s  %s\n", "scenario", "seconds", "items/s", "pods", "pod life", "what")
 	for _, r := range rows {
-		fmt.Printf("%-10s %9.1f %8.1f %6d %9.2fs  %s\n", r.name, r.elapsed.Seconds(), float64(n)/r.elapsed.Seconds(), r.pods, r.podLife.Seconds(), r.what)
+		fmt.Printf("%-16s %9.1f %8.1f %6d %9.2fs  %s\n", r.name, r.elapsed.Seconds(), float64(n)/r.elapsed.Seconds(), r.pods, r.podLife.Seconds(), r.what)
 	}
 	if ex, ok := times["example"]; ok {
 		if one, ok := times["one"]; ok {
