@@ -83,6 +83,9 @@ func Follow(ctx context.Context, client kubernetes.Interface, namespace, name st
 	pods := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = job.Selector(name) }))
 	podInformer := pods.Core().V1().Pods().Informer()
+	if err := podInformer.SetTransform(slimPod); err != nil {
+		return Summary{}, fmt.Errorf("following the pods of Job %s: %w", name, err)
+	}
 	jobInformer := jobs.Batch().V1().Jobs().Informer()
 	f.podStore = podInformer.GetStore()
 
@@ -147,6 +150,27 @@ func Follow(ctx context.Context, client kubernetes.Interface, namespace, name st
 		f.pod(obj)
 	}
 	return f.snapshot(), f.err
+}
+
+// slimPod keeps of a pod what following it reads: a Job of a pod per item leaves thousands of
+// finished pods, and their specs and managed fields would otherwise stay in the cache for the
+// whole run (BenchmarkFollowMemory).
+func slimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Pod{
+		TypeMeta: p.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+			Labels: p.Labels, CreationTimestamp: p.CreationTimestamp, DeletionTimestamp: p.DeletionTimestamp,
+		},
+		Status: corev1.PodStatus{
+			Phase: p.Status.Phase, Reason: p.Status.Reason, Message: p.Status.Message, Conditions: p.Status.Conditions,
+			InitContainerStatuses: p.Status.InitContainerStatuses, ContainerStatuses: p.Status.ContainerStatuses,
+		},
+	}, nil
 }
 
 type follower struct {
