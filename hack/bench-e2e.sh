@@ -11,7 +11,8 @@
 # this script started it, as hack/test.sh does.
 #
 # Environment: ITEMS (default 1000), PARALLELISM (4), WORK_SECONDS (0.01), JOBS (the scenarios,
-# default example,one,drain; also floor, one-baked, one-seed and drain-noresults), ROUNDS (2 mirrors the order), FILL_ITEMS
+# default example,one,drain; also floor, one-baked, one-seed, drain-noresults, drain-fast and
+# drain-floor), ROUNDS (2 mirrors the order), FILL_ITEMS
 # (100000), BENCH (go test -bench pattern, default: all). A one-pod-per-item scenario runs at
 # 0.3-0.6 pods/s on the project's 2-CPU machine (measured under load): ITEMS=1000 then takes 30 to
 # 60 minutes per scenario, so use ITEMS=200 or less there.

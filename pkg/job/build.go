@@ -261,6 +261,9 @@ func agentCommand(s Spec) []string {
 	if s.BrokerOutage > 0 {
 		command = append(command, "--broker-outage="+s.BrokerOutage.String())
 	}
+	if s.Idle > 0 {
+		command = append(command, "--idle="+s.Idle.String())
+	}
 	if s.Mode == constants.ModeDrain && s.MaxAttempts == 1 {
 		// So that no item is held unstarted, which could spend its only attempt.
 		command = append(command, "--max-attempts=1")

@@ -69,7 +69,7 @@
 //	                command [/workqueue-agent, copy-self, /workqueue/workqueue-agent],
 //	                mounts the volume read-write at /workqueue
 //	worker:         mounts the volume read-only at /workqueue and runs
-//	                [/workqueue/workqueue-agent, --mode=<mode>, --timeout=<ItemTimeout>?, --, <command>...]
+//	                [/workqueue/workqueue-agent, --mode=<mode>, --timeout=<ItemTimeout>?, --idle=<Idle>?, ..., --, <command>...]
 //	                terminationMessagePolicy File (the agent writes an outcome.Outcome there)
 //	terminationGracePeriodSeconds: 30 (the agent waits up to 25 s for the command after SIGTERM)
 //

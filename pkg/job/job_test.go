@@ -213,6 +213,9 @@ func TestValidateErrors(t *testing.T) {
 		{"item timeout without agent", func(s *Spec) { s.ItemTimeout = time.Minute }, "an item timeout of 1m0s needs the agent"},
 		{"negative broker outage", func(s *Spec) { s.BrokerOutage = -time.Second }, "broker outage is -1s"},
 		{"broker outage without agent", func(s *Spec) { s.BrokerOutage = time.Minute }, "a broker outage bound of 1m0s needs the agent"},
+		{"negative idle wait", func(s *Spec) { s.Idle = -time.Second }, "idle wait is -1s"},
+		{"idle wait in mode one", func(s *Spec) { s.Command, s.AgentImage, s.Idle = []string{"true"}, "agent:1", time.Second }, "an idle wait of 1s applies to drain pods"},
+		{"idle wait without agent", func(s *Spec) { s.Mode, s.Completions, s.Idle = constants.ModeDrain, nil, time.Second }, "an idle wait of 1s needs the agent"},
 		{"command without agent image", func(s *Spec) { s.Command = []string{"true"} }, "set --agent-image"},
 		{"no secret name", func(s *Spec) { s.BrokerSecret.Name = "" }, "broker secret name is empty"},
 		{"bad secret name", func(s *Spec) { s.BrokerSecret.Name = "Broker_Secret" }, `broker secret name "Broker_Secret"`},
@@ -488,8 +491,14 @@ func TestAgentCommand(t *testing.T) {
 		t.Errorf("worker command = %q, want it to start with %q", worker.Command, want)
 	}
 
+	spec.BrokerOutage, spec.Idle = 0, 1500*time.Millisecond
+	worker = mustBuild(t, spec).Spec.Template.Spec.Containers[0]
+	if want := []string{AgentPath, "--mode=drain", "--idle=1.5s", "--"}; !slices.Equal(worker.Command[:4], want) {
+		t.Errorf("worker command = %q, want it to start with %q", worker.Command, want)
+	}
+
 	// One attempt per item: a drain agent must not hold an item it has not started.
-	spec.BrokerOutage, spec.MaxAttempts = 0, 1
+	spec.Idle, spec.MaxAttempts = 0, 1
 	worker = mustBuild(t, spec).Spec.Template.Spec.Containers[0]
 	if want := []string{AgentPath, "--mode=drain", "--max-attempts=1", "--"}; !slices.Equal(worker.Command[:4], want) {
 		t.Errorf("worker command = %q, want it to start with %q", worker.Command, want)

@@ -55,6 +55,10 @@ type Spec struct {
 	// BrokerOutage is how long the agent waits for a lost broker to come back before its pod
 	// exits 8 (which the Job ignores); 0 means the agent's default.
 	BrokerOutage time.Duration
+	// Idle is how long a drain pod waits on an empty queue before it exits (the agent's
+	// --idle); 0 means the agent's default. Shorter ends a run sooner; longer keeps the pods for
+	// a producer that is still publishing.
+	Idle time.Duration
 	// ResultSize, when above 0, has the agent publish a result record per settled attempt to
 	// QUEUE.results, holding up to this many bytes of the command's result (needs Command).
 	ResultSize       int
@@ -174,6 +178,12 @@ func (s Spec) Validate() error {
 	if d.BrokerOutage < 0 {
 		add("broker outage is %s: use a positive duration, or leave it out for the agent's 5m", d.BrokerOutage)
 	}
+	if d.Idle < 0 {
+		add("idle wait is %s: use a positive duration, or leave it out for the agent's 5s", d.Idle)
+	}
+	if d.Idle > 0 && d.Mode != constants.ModeDrain {
+		add("an idle wait of %s applies to drain pods, which wait for more items; in mode %s each pod takes one item: drop --idle or use --mode drain", d.Idle, d.Mode)
+	}
 	if d.ActiveDeadline < 0 {
 		add("job deadline is %s: use a positive duration, or 0 for none", d.ActiveDeadline)
 	}
@@ -209,6 +219,9 @@ func (s Spec) Validate() error {
 	}
 	if len(d.Command) == 0 && d.BrokerOutage > 0 {
 		add("a broker outage bound of %s needs the agent, which runs only with a command after --: give the command, or drop --broker-outage", d.BrokerOutage)
+	}
+	if len(d.Command) == 0 && d.Idle > 0 {
+		add("an idle wait of %s needs the agent, which runs only with a command after --: give the command, or drop --idle", d.Idle)
 	}
 	if len(d.Command) == 0 && d.ItemTimeout > 0 {
 		add("an item timeout of %s needs the agent, which runs only with a command after --: give the command, or drop the item timeout", d.ItemTimeout)

@@ -71,6 +71,7 @@ type RunOptions struct {
 	Timeout         time.Duration
 	ItemTimeout     time.Duration
 	BrokerOutage    time.Duration
+	Idle            time.Duration
 	Results         bool
 	ResultSize      string
 	FieldManager    string
@@ -150,6 +151,7 @@ func NewCmdRun(streams genericiooptions.IOStreams, getter ClientGetter, version 
 	f.DurationVar(&o.Timeout, "timeout", 0, "Fail the Job when it runs longer than this (activeDeadlineSeconds), e.g. 2h")
 	f.DurationVar(&o.ItemTimeout, "item-timeout", 0, "Stop the command and retry the item when one item takes longer than this (needs a COMMAND)")
 	f.DurationVar(&o.BrokerOutage, "broker-outage", 0, "How long each pod waits for a lost broker to come back before it exits 8 and the Job replaces it (default 5m; needs a COMMAND)")
+	f.DurationVar(&o.Idle, "idle", 0, "With --mode drain: each pod exits once the queue has stayed empty this long (default 5s; longer for a producer still publishing; needs a COMMAND)")
 	f.BoolVar(&o.Results, "results", o.Results, "With a COMMAND: publish a result record per attempt to QUEUE.results, for `kubectl workqueue results`")
 	f.StringVar(&o.ResultSize, "result-size", o.ResultSize, "How much of each item's result a record holds: the file the command writes to $WORKQUEUE_RESULT_FILE, else the end of its stdout")
 	f.StringVar(&o.AgentImage, "agent-image", o.AgentImage, "The image that holds the agent, copied into the pod by an init container (with a COMMAND)")
@@ -221,6 +223,7 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 		MaxAttempts:     o.MaxAttempts,
 		ItemTimeout:     o.ItemTimeout,
 		BrokerOutage:    o.BrokerOutage,
+		Idle:            o.Idle,
 		ActiveDeadline:  o.Timeout,
 		Env:             env,
 		Requests:        requests,

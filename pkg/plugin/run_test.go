@@ -49,6 +49,17 @@ func TestRunDrainModeHasNoCompletions(t *testing.T) {
 	}
 }
 
+func TestRunDrainPassesTheIdleWaitToTheAgent(t *testing.T) {
+	out, _, err := runCommand(t, newFakeGetter(), "", "run", "q", "--mode", "drain", "--idle", "1500ms", "--image", "img", "--dry-run=client", "-o", "yaml",
+		"--broker-url", "amqp://u:p@h/", "--", "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "- --idle=1.5s") {
+		t.Fatalf("the agent's command lacks --idle=1.5s:\n%s", out)
+	}
+}
+
 func TestRunWithoutCommandKeepsTheImageEntrypoint(t *testing.T) {
 	out, _, err := runCommand(t, newFakeGetter(), "", "run", "job1", "--image", "seed-worker:1", "--completions", "8", "--dry-run=client", "-o", "yaml", "--broker-url", "amqp://u:p@h/")
 	if err != nil {
@@ -90,6 +101,9 @@ func TestRunRejectsBadInputBeforeTouchingTheCluster(t *testing.T) {
 		{[]string{"run", "job1", "--image", "i", "--agent-path", "/agent", "--agent-image", "a:1", "--", "true"}, "--agent-path and --agent-image both say"},
 		{[]string{"run", "job1", "--image", "i", "--agent-path", "agent", "--", "true"}, `agent path "agent" is not absolute`},
 		{[]string{"run", "job1", "--image", "i", "--agent-path", "/agent"}, "an agent path needs a command after --"},
+		{[]string{"run", "job1", "--image", "i", "--idle", "1s", "--", "true"}, "an idle wait of 1s applies to drain pods"},
+		{[]string{"run", "job1", "--image", "i", "--mode", "drain", "--idle", "1s"}, "an idle wait of 1s needs the agent"},
+		{[]string{"run", "job1", "--image", "i", "--mode", "drain", "--idle", "-1s", "--", "true"}, "idle wait is -1s"},
 	}
 	expectRejections(t, cases)
 }

@@ -152,13 +152,18 @@ func TestRunDrainMode500ItemsThreePods(t *testing.T) {
 		items[i] = fmt.Sprintf("item-%03d", i)
 	}
 	c.fillItems("drain", items)
-	out, err := c.runWorkqueue("drain", "--mode", "drain", "--parallelism", "3", "--image", busyboxImage,
+	out, err := c.runWorkqueue("drain", "--mode", "drain", "--parallelism", "3", "--idle", "2s", "--logs", "--image", busyboxImage,
 		"--image-pull-policy", "Never", "--agent-image", agentImage, "--", "sh", "-c", "cat >/dev/null")
 	if err != nil {
 		t.Fatalf("run failed: %v", err)
 	}
 	if !strings.Contains(out, "500 processed") || !strings.Contains(out, "0 left in drain") {
 		t.Fatal("summary does not say 500 items were processed")
+	}
+	// The pods waited the --idle given, not the agent's default 5s (a pod that started after the
+	// others had taken every item says instead that there was nothing to do).
+	if !strings.Contains(out, "queue drain stayed empty for 2s") || strings.Contains(out, "stayed empty for 5s") {
+		t.Errorf("the pods' logs do not say they waited 2s on the empty queue")
 	}
 	if j := c.job("drain"); j.Spec.Completions != nil || !jobComplete(j) {
 		t.Fatalf("drain Job: completions %v, status %+v", j.Spec.Completions, j.Status)
