@@ -347,3 +347,17 @@ func resources(s Spec) *corev1ac.ResourceRequirementsApplyConfiguration {
 func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
+
+// ConsumesItself tells a Job of one item per pod whose image consumes the queue itself (made
+// without a command, so without the agent): such pods wait on an empty queue instead of exiting.
+func ConsumesItself(j *batchv1.Job) bool {
+	if j.Spec.Completions == nil {
+		return false
+	}
+	for _, c := range j.Spec.Template.Spec.Containers {
+		if c.Name == constants.ContainerName {
+			return len(c.Command) == 0
+		}
+	}
+	return false
+}

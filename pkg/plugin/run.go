@@ -385,7 +385,7 @@ func (o *RunOptions) reportFormat() string {
 func (o *RunOptions) watcher() *jobWatcher {
 	return &jobWatcher{
 		job: o.spec.Name, queue: o.Queue, namespace: o.namespace, logs: o.Logs, output: o.reportFormat(),
-		broker: o.broker, getter: o.getter, tty: o.stderrTTY(), IOStreams: o.IOStreams,
+		consumesItself: len(o.spec.Command) == 0 && o.spec.Mode == constants.ModeOne, broker: o.broker, getter: o.getter, tty: o.stderrTTY(), IOStreams: o.IOStreams,
 	}
 }
 

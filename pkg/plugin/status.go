@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/job"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/queue"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/rabbitmq"
 	"github.com/kubectl-workqueue/kubectl-workqueue/pkg/workqueue"
@@ -95,7 +96,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 			return fmt.Errorf("there is no Job %s to watch: start one with `kubectl workqueue run %s --image IMAGE`", o.Name, o.Queue)
 		}
 		w := &jobWatcher{job: o.Name, queue: o.Queue, namespace: o.namespace, logs: o.Logs, output: o.Output,
-			broker: o.broker, getter: o.getter, tty: o.stderrTTY(), IOStreams: o.IOStreams}
+			consumesItself: job.ConsumesItself(j), broker: o.broker, getter: o.getter, tty: o.stderrTTY(), IOStreams: o.IOStreams}
 		return w.follow(ctx, client, workqueue.QueueState{Ready: -1, DeadLetters: workqueue.DeadLettersBefore(j)})
 	}
 

@@ -27,8 +27,11 @@ type jobWatcher struct {
 	// output, when set (json or yaml), prints the final report as one document on Out, and
 	// every other line on ErrOut.
 	output string
-	broker brokerFlags
-	getter ClientGetter
+	// consumesItself is a Job of one item per pod whose image consumes the queue itself: its
+	// pods wait on an empty queue, so following it watches for a Job that cannot complete.
+	consumesItself bool
+	broker         brokerFlags
+	getter         ClientGetter
 	genericiooptions.IOStreams
 }
 
@@ -55,8 +58,26 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, be
 			}()
 		}
 	}
-	summary, err := tail.Follow(ctx, client, o.namespace, o.job, opts)
+	followCtx, stopFollowing := context.WithCancelCause(ctx)
+	defer stopFollowing(nil)
+	if o.consumesItself {
+		stall := newStallWatch(before, o.readQueueAndInFlight)
+		opts.OnProgress = func(p tail.Progress) {
+			printer.progress(p)
+			stall.onProgress(p)
+		}
+		go func() {
+			if reason := stall.run(followCtx); reason != "" {
+				stopFollowing(&stalledError{reason: reason})
+			}
+		}()
+	}
+	summary, err := tail.Follow(followCtx, client, o.namespace, o.job, opts)
 	printer.clear()
+	var stalled *stalledError
+	if ctx.Err() == nil && errors.As(context.Cause(followCtx), &stalled) {
+		err = nil
+	}
 	if ctx.Err() != nil {
 		fmt.Fprintf(o.ErrOut, "stopped following; Job %s keeps running. Follow it again with: %s\n", o.job, workqueue.Command("status", o.queue, o.job, "--watch"))
 		return ctx.Err()
@@ -78,6 +99,9 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, be
 		afterErr = err
 	}
 	report := workqueue.Assess(o.job, o.queue, summary, before, after, afterErr)
+	if stalled != nil {
+		report.MarkStalled(stalled.reason)
+	}
 	if o.output != "" {
 		if err := printDocument(o.Out, o.output, report.Document(o.namespace)); err != nil {
 			return err
@@ -94,13 +118,50 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, be
 	return nil
 }
 
+// stalledError ends following a Job that can never complete.
+type stalledError struct{ reason string }
+
+func (e *stalledError) Error() string { return e.reason }
+
+// readQueueAndInFlight reads the queue's exact counts over AMQP and, where the broker has its
+// management API, the items in flight (-1 otherwise).
+func (o *jobWatcher) readQueueAndInFlight(ctx context.Context) (workqueue.QueueState, int, error) {
+	b, err := o.broker.connect(ctx, o.getter, o.namespace, io.Discard)
+	if err != nil {
+		return workqueue.QueueState{}, -1, err
+	}
+	defer b.Close()
+	now, err := workqueue.ReadQueue(b.Conn, o.queue, b.Via)
+	if err != nil {
+		return workqueue.QueueState{}, -1, err
+	}
+	client, err := o.getter.KubernetesClientSet()
+	if err != nil {
+		return now, -1, nil
+	}
+	config, err := o.getter.ToRESTConfig()
+	if err != nil {
+		return now, -1, nil
+	}
+	queues, err := b.Queues(ctx, client, config)
+	if err != nil {
+		return now, -1, nil
+	}
+	for _, q := range queues {
+		if q.Name == o.queue {
+			return now, q.InFlight, nil
+		}
+	}
+	return now, -1, nil
+}
+
 // reportExitCode tells failed items from a Job that failed otherwise: items that failed every
 // attempt usually are why a Job fails, so they come first.
 func reportExitCode(r workqueue.Report) int {
 	switch {
 	case r.DeadLettered > 0 || r.Left > 0:
 		return ExitItemsFailed
-	case r.Summary.Failed:
+	case r.Summary.Failed, r.Stalled != "":
 		return ExitJobFailed
 	case r.QueueError != nil:
 		return ExitUnreachable
@@ -111,8 +172,11 @@ func reportExitCode(r workqueue.Report) int {
 func printReport(w io.Writer, r workqueue.Report) {
 	s := r.Summary
 	status := "Complete"
-	if s.Failed {
+	switch {
+	case s.Failed:
 		status = "Failed (" + s.FailureReason + ")"
+	case r.Stalled != "":
+		status = "still running, but it cannot complete,"
 	}
 	fmt.Fprintf(w, "\nJob %s: %s after %s\n", r.Job, status, s.Finished.Sub(s.Started).Round(time.Second))
 	completions := "none (drain)"

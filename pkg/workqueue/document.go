@@ -20,7 +20,7 @@ type RunReport struct {
 	Namespace      string    `json:"namespace"`
 	Job            string    `json:"job"`
 	Queue          string    `json:"queue"`
-	Status         string    `json:"status"` // Complete or Failed
+	Status         string    `json:"status"` // Complete, Failed, or Stalled (see Report.Stalled)
 	FailureReason  string    `json:"failureReason,omitempty"`
 	FailureMessage string    `json:"failureMessage,omitempty"`
 	StartTime      time.Time `json:"startTime"`
@@ -76,6 +76,9 @@ func (r Report) Document(namespace string) RunReport {
 	}
 	if s.Failed {
 		doc.Status, doc.FailureReason, doc.FailureMessage = "Failed", s.FailureReason, s.FailureMessage
+	}
+	if r.Stalled != "" {
+		doc.Status = "Stalled"
 	}
 	if r.QueueError == nil {
 		doc.Items = &ItemCounts{ReportedByAgent: r.AgentReported, Processed: s.ItemsDone, FailedAttempts: s.ItemsFailed,

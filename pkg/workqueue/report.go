@@ -25,6 +25,16 @@ type Report struct {
 	QueueError error
 	// Problems are why the run did not do all its work; none means it did.
 	Problems []string
+	// Stalled, when set, says why the Job can never complete although its pods still run
+	// (Stalled); following it ended there.
+	Stalled string
+}
+
+// MarkStalled records that the Job can never complete, and why.
+func (r *Report) MarkStalled(reason string) {
+	r.Stalled = reason
+	r.Problems = append(r.Problems, fmt.Sprintf("Job %s cannot complete: %s; its pods wait for an item that will not come: stop them with `%s`",
+		r.Job, reason, Command("delete", r.Queue, r.Job, "--keep-queue")))
 }
 
 // OK tells whether every item was processed.

@@ -98,6 +98,20 @@ func TestBrokerInstallFillRunUninstall(t *testing.T) {
 	}
 	c.workqueue("", "delete", "busy", "--yes")
 
+	// The example's image waits on an empty queue instead of exiting: a Job of more completions
+	// than items can never complete, and run says so (the management API tells that no item is
+	// in flight) instead of following it forever.
+	c.fillItems("toomany", []string{"a", "b"})
+	out, err = c.runWorkqueue("toomany", "--image", seedWorkerImage, "--image-pull-policy", "Never", "--completions", "3", "--env", "WORKER_SLEEP=0")
+	if code := exitCode(err); code != 4 || !strings.Contains(out, "Job toomany cannot complete: 2 of 3 completions succeeded") ||
+		!strings.Contains(out, "no item in flight") || !strings.Contains(out, "delete toomany --keep-queue") {
+		t.Fatalf("run of more completions than items: exit %d, want 4 and why", code)
+	}
+	if ready := c.queueReady("toomany", 0); ready != 0 {
+		t.Fatalf("toomany holds %d items, want 0", ready)
+	}
+	c.workqueue("", "delete", "toomany", "--yes")
+
 	// A change that restarts a broker without a volume would lose its queues: refused.
 	changed := append(append([]string{"workqueue"}, install[:len(install)-2]...), "--limits", "memory=2Gi")
 	if _, stderr, err := c.run(ctx, "", changed...); err == nil || !strings.Contains(stderr, "lose every queue") {
