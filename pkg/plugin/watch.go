@@ -59,14 +59,20 @@ func (o *jobWatcher) follow(ctx context.Context, client kubernetes.Interface, be
 		}
 	}
 	followCtx, stopFollowing := context.WithCancelCause(ctx)
-	defer stopFollowing(nil)
+	var watching sync.WaitGroup
+	defer func() {
+		stopFollowing(nil)
+		watching.Wait()
+	}()
 	if o.consumesItself {
 		stall := newStallWatch(before, o.readQueueAndInFlight)
 		opts.OnProgress = func(p tail.Progress) {
 			printer.progress(p)
 			stall.onProgress(p)
 		}
+		watching.Add(1)
 		go func() {
+			defer watching.Done()
 			if reason := stall.run(followCtx); reason != "" {
 				stopFollowing(&stalledError{reason: reason})
 			}
