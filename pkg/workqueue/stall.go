@@ -28,9 +28,10 @@ func Stalled(c StallCheck) (string, bool) {
 	if c.Active == 0 || c.Succeeded >= c.Completions || c.Now.Ready != 0 || c.InFlight > 0 {
 		return "", false
 	}
+	// Dead letters count only when what the dead-letter queue held before the Job is known.
 	deadLettered := 0
-	if c.Now.DeadLetters > 0 {
-		deadLettered = c.Now.DeadLetters - max(c.Before.DeadLetters, 0)
+	if c.Now.DeadLetters > 0 && c.Before.DeadLetters >= 0 {
+		deadLettered = c.Now.DeadLetters - c.Before.DeadLetters
 	}
 	running := fmt.Sprintf("%d running %s", c.Active, plural(int(c.Active), "pod"))
 	switch {
