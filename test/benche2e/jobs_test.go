@@ -295,7 +295,21 @@ spec:
 // startFloorJob is the same Job shape with pods that do nothing: the Job controller's and the
 // node's pace, with no broker.
 func startFloorJob(b *testing.B, ns, name string, n, parallelism int) func() error {
-	manifest := fmt.Sprintf(`apiVersion: batch/v1
+	return createAndWait(b, ns, name, busyboxJob(name, n, parallelism, "OnFailure", `["true"]`))
+}
+
+// startDrainFloorJob runs the items' command as drain would, parallelism pods each looping over
+// its share of n items, without a broker or an agent: what this node's CPUs allow for it.
+func startDrainFloorJob(b *testing.B, ns, name string, n, parallelism int, work string) func() error {
+	each := (n + parallelism - 1) / parallelism
+	// A here-document, not `echo | sh`: no process more per item than the agent's way.
+	loop := fmt.Sprintf("i=0; while [ $i -lt %d ]; do sh -c 'sleep %s; cat' >/dev/null <<EOF\nitem-$i\nEOF\ni=$((i+1)); done", each, work)
+	return createAndWait(b, ns, name, busyboxJob(name, parallelism, parallelism, "Never", fmt.Sprintf(`["sh", "-c", %q]`, loop)))
+}
+
+// busyboxJob is a Job of busybox pods running command (a YAML list).
+func busyboxJob(name string, completions, parallelism int, restartPolicy, command string) string {
+	return fmt.Sprintf(`apiVersion: batch/v1
 kind: Job
 metadata:
   name: %[1]s
@@ -308,35 +322,9 @@ spec:
       - name: c
         image: %[4]s
         imagePullPolicy: Never
-        command: ["true"]
-      restartPolicy: OnFailure
-`, name, n, parallelism, busyboxImage)
-	return createAndWait(b, ns, name, manifest)
-}
-
-// startDrainFloorJob runs the items' command as drain would, parallelism pods each looping over
-// its share of n items, without a broker or an agent: what this node's CPUs allow for it.
-func startDrainFloorJob(b *testing.B, ns, name string, n, parallelism int, work string) func() error {
-	each := (n + parallelism - 1) / parallelism
-	// A here-document, not `echo | sh`: no process more per item than the agent's way.
-	loop := fmt.Sprintf("i=0; while [ $i -lt %d ]; do sh -c 'sleep %s; cat' >/dev/null <<EOF\nitem-$i\nEOF\ni=$((i+1)); done", each, work)
-	manifest := fmt.Sprintf(`apiVersion: batch/v1
-kind: Job
-metadata:
-  name: %[1]s
-spec:
-  completions: %[2]d
-  parallelism: %[2]d
-  template:
-    spec:
-      containers:
-      - name: c
-        image: %[3]s
-        imagePullPolicy: Never
-        command: ["sh", "-c", %[4]q]
-      restartPolicy: Never
-`, name, parallelism, busyboxImage, loop)
-	return createAndWait(b, ns, name, manifest)
+        command: %[5]s
+      restartPolicy: %[6]s
+`, name, completions, parallelism, busyboxImage, command, restartPolicy)
 }
 
 func createAndWait(b *testing.B, ns, name, manifest string) func() error {
